@@ -1,0 +1,24 @@
+use std::path::PathBuf;
+
+use crate::ops::run::{RunOpts, run};
+use crate::ops::{Context, OpError};
+
+/// Run a pipeline: compute every stage whose result is not in the cache
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Pipeline file (YAML)
+    pub file: PathBuf,
+    /// Run only these stages (or instances such as `train[lr=0.1]`) and what they need
+    pub targets: Vec<String>,
+    /// Stages to run at once [default: number of cores]
+    #[arg(long, short)]
+    pub jobs: Option<usize>,
+}
+
+pub fn exec(ctx: &Context, a: Args) -> Result<(), OpError> {
+    let jobs = a.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    if jobs == 0 {
+        return Err(OpError::Usage { message: "--jobs must be at least 1".into(), help: None });
+    }
+    run(ctx, &RunOpts { file: a.file, targets: a.targets, jobs })
+}

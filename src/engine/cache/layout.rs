@@ -1,0 +1,186 @@
+//! Where everything lives under a cache root, and the moves every writer shares: unique temp
+//! names, moving an entry aside into `tmp/` before deleting it, fsync of a directory.
+//!
+//! Every temp name has the form `<stem>.<pid>.<n>` with `n` from a process-wide counter, so
+//! two threads or two processes never pick the same one. Everything in `tmp/` belongs to a
+//! live process or is garbage that gc removes.
+
+use std::fs::{self, File};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::PathContext;
+use super::manifest::MANIFEST_FILE;
+use crate::engine::hash::StageKey;
+
+const CACHEDIR_TAG: &str = "Signature: 8a477f597d28d172789f06886806bc55\n\
+# This file is a cache directory tag created by pav-pipeline.\n\
+# For information about cache directory tags see https://bford.info/cachedir/\n";
+
+static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// The paths of a cache root.
+#[derive(Debug)]
+pub(crate) struct Layout {
+    pub root: PathBuf,
+    pub objects: PathBuf,
+    pub tmp: PathBuf,
+    pub locks: PathBuf,
+    pub views: PathBuf,
+    pub last: PathBuf,
+    pub failed: PathBuf,
+    pub gc_lock: PathBuf,
+}
+
+impl Layout {
+    pub fn new(root: PathBuf) -> Layout {
+        Layout {
+            objects: root.join("objects"),
+            tmp: root.join("tmp"),
+            locks: root.join("locks"),
+            views: root.join("views"),
+            last: root.join("last"),
+            failed: root.join("failed"),
+            gc_lock: root.join("gc.lock"),
+            root,
+        }
+    }
+
+    /// Create the directories and `CACHEDIR.TAG`; a no-op when they exist.
+    pub fn create(&self) -> io::Result<()> {
+        for dir in [&self.objects, &self.tmp, &self.locks, &self.views, &self.last, &self.failed] {
+            fs::create_dir_all(dir).at("cannot create cache directory", dir)?;
+        }
+        let tag = self.root.join("CACHEDIR.TAG");
+        if fs::symlink_metadata(&tag).is_err() {
+            let tmp = self.unique_tmp("CACHEDIR.TAG");
+            fs::write(&tmp, CACHEDIR_TAG).at("cannot write", &tmp)?;
+            fs::rename(&tmp, &tag).at("cannot create", &tag)?;
+        }
+        Ok(())
+    }
+
+    pub fn object_dir(&self, key: &StageKey) -> PathBuf {
+        self.objects.join(&key.0)
+    }
+
+    pub fn manifest_path(&self, key: &StageKey) -> PathBuf {
+        let mut p = self.object_dir(key);
+        p.push(MANIFEST_FILE);
+        p
+    }
+
+    pub fn key_lock_path(&self, key: &StageKey) -> PathBuf {
+        self.locks.join(format!("{key}.lock"))
+    }
+
+    pub fn failed_log_path(&self, key: &StageKey) -> PathBuf {
+        self.failed.join(format!("{key}.log"))
+    }
+
+    /// A fresh, unused path `tmp/<stem>.<pid>.<n>`.
+    pub fn unique_tmp(&self, stem: &str) -> PathBuf {
+        self.tmp.join(unique_name(stem))
+    }
+
+    /// Rename `path` to a fresh name in `tmp/` and return it; `None` if `path` did not exist.
+    /// After this returns, nothing remains at `path`, however the later deletion goes.
+    pub fn move_aside(&self, path: &Path) -> io::Result<Option<PathBuf>> {
+        let stem = path.file_name().and_then(|n| n.to_str()).unwrap_or("entry");
+        move_to(path, &self.unique_tmp(&format!("{stem}.trash")))
+    }
+
+    /// Remove an entry by moving it aside first, so a crash never leaves half of it in place.
+    /// Returns false if there was nothing to remove.
+    pub fn remove_via_tmp(&self, path: &Path) -> io::Result<bool> {
+        match self.move_aside(path)? {
+            Some(trash) => {
+                remove_any(&trash)?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+}
+
+/// `<stem>.<pid>.<n>`, unique within this machine for the life of the process.
+pub(crate) fn unique_name(stem: &str) -> String {
+    let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{stem}.{}.{n}", std::process::id())
+}
+
+/// Rename `from` to `to`; `None` if `from` did not exist.
+pub(crate) fn move_to(from: &Path, to: &Path) -> io::Result<Option<PathBuf>> {
+    match fs::rename(from, to) {
+        Ok(()) => Ok(Some(to.to_path_buf())),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).at(&format!("cannot move {} to", from.display()), to),
+    }
+}
+
+/// Refuse anything that is not a well-formed key before it becomes a path component.
+pub(crate) fn check_key(key: &StageKey) -> io::Result<()> {
+    if StageKey::is_valid(&key.0) {
+        Ok(())
+    } else {
+        Err(io::Error::new(io::ErrorKind::InvalidInput, format!("invalid stage key `{}`", key.0)))
+    }
+}
+
+/// fsync a directory, making the renames and creations inside it durable.
+pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir).and_then(|d| d.sync_all()).at("cannot sync directory", dir)
+}
+
+/// Delete a directory tree, a file or a link (links are not followed).
+pub(crate) fn remove_any(path: &Path) -> io::Result<()> {
+    let is_dir = fs::symlink_metadata(path).at("cannot stat", path)?.is_dir();
+    if is_dir { fs::remove_dir_all(path) } else { fs::remove_file(path) }.at("cannot delete", path)
+}
+
+/// Total size in bytes of the regular files under `path` (links are not followed).
+pub(crate) fn tree_size(path: &Path) -> io::Result<u64> {
+    let meta = fs::symlink_metadata(path).at("cannot stat", path)?;
+    if !meta.is_dir() {
+        return Ok(if meta.is_file() { meta.len() } else { 0 });
+    }
+    let mut total = 0;
+    for entry in fs::read_dir(path).at("cannot list", path)? {
+        let entry = entry.at("cannot list", path)?;
+        total += tree_size(&entry.path())?;
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unique_names_differ() {
+        assert_ne!(unique_name("a"), unique_name("a"));
+        assert!(unique_name("k").starts_with(&format!("k.{}.", std::process::id())));
+    }
+
+    #[test]
+    fn remove_via_tmp_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::new(dir.path().to_path_buf());
+        layout.create().unwrap();
+        let victim = layout.objects.join("x");
+        fs::create_dir_all(victim.join("sub")).unwrap();
+        fs::write(victim.join("sub/f"), b"12345").unwrap();
+        assert_eq!(tree_size(&victim).unwrap(), 5);
+        assert!(layout.remove_via_tmp(&victim).unwrap());
+        assert!(!victim.exists());
+        assert_eq!(fs::read_dir(&layout.tmp).unwrap().count(), 0);
+        assert!(!layout.remove_via_tmp(&victim).unwrap());
+    }
+
+    #[test]
+    fn check_key_refuses_paths() {
+        assert!(check_key(&StageKey("../x".into())).is_err());
+        assert!(check_key(&StageKey("0f".repeat(32))).is_ok());
+    }
+}

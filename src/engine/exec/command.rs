@@ -1,0 +1,97 @@
+//! `command` stages: a shell command with declared inputs and outputs passed as paths.
+//!
+//! `${params.*}` and `${seed}` are filled from the job (they stay symbolic in the key's
+//! command text, their values are hashed as params and seed); `${inputs.P}` / `${outputs.P}`
+//! expand to absolute (shell-quoted) paths and are also
+//! exported as `PIPELINE_INPUT_P` / `PIPELINE_OUTPUT_P`; `PIPELINE_PARAMS` holds the stage's
+//! params as JSON, `PIPELINE_SEED` the seed. stdout and stderr go to the stage log. On Linux
+//! the command is killed if `pipeline` dies (PR_SET_PDEATHSIG), so a killed run leaves no
+//! orphan writing into a directory nobody will commit.
+
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Command, Stdio};
+
+use super::{ExecError, Job, env_name};
+use crate::engine::spec::interp::{Ns, Template};
+
+/// Quote `s` for `sh` when it contains anything but safe characters.
+pub fn shell_quote(s: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "/._-+=:,@%".contains(c);
+    if !s.is_empty() && s.chars().all(safe) { s.to_string() } else { format!("'{}'", s.replace('\'', r"'\''")) }
+}
+
+/// The final command line: input and output references replaced by quoted paths.
+pub fn render(job: &Job<'_>) -> Result<String, ExecError> {
+    let cmd = job.cmd.ok_or_else(|| ExecError::Stage("command stage without a command".into()))?;
+    let t = Template::parse(cmd, None).map_err(|e| ExecError::Stage(e.message))?;
+    t.render_final(|r| {
+        let map = match r.ns {
+            Ns::Inputs => &job.inputs,
+            Ns::Outputs => &job.outputs,
+            Ns::Seed => return Ok(job.seed.to_string()),
+            Ns::Params => {
+                let mut v = job.params.get(r.head());
+                for part in &r.path[1..] {
+                    v = match v {
+                        Some(crate::engine::value::Value::Map(m)) => m.get(part),
+                        _ => None,
+                    };
+                }
+                return v.map(|v| v.render()).ok_or_else(|| ExecError::Stage(format!("unresolved reference `{r}`")));
+            }
+            Ns::Sweep => return Err(ExecError::Stage(format!("unresolved reference `{r}`"))),
+        };
+        map.get(r.head())
+            .map(|p| shell_quote(&p.to_string_lossy()))
+            .ok_or_else(|| ExecError::Stage(format!("no path for `{r}`")))
+    })
+}
+
+pub fn run(job: &Job<'_>) -> Result<(), ExecError> {
+    let line = render(job)?;
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(job.log).map_err(ExecError::Spawn)?;
+    let log_err = log.try_clone().map_err(ExecError::Spawn)?;
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c").arg(&line).current_dir(job.dir).stdin(Stdio::null()).stdout(log).stderr(log_err);
+    for (port, path) in &job.inputs {
+        cmd.env(env_name("PIPELINE_INPUT_", port), path);
+    }
+    for (port, path) in &job.outputs {
+        cmd.env(env_name("PIPELINE_OUTPUT_", port), path);
+    }
+    let params = serde_json::to_string(job.params).unwrap_or_else(|_| "{}".into());
+    cmd.env("PIPELINE_PARAMS", params)
+        .env("PIPELINE_SEED", job.seed.to_string())
+        .env("PIPELINE_STAGE", job.stage)
+        .env("PIPELINE_INSTANCE", job.instance)
+        .env("PIPELINE_KEY", job.key.0.as_str())
+        .env("PIPELINE_OUTPUT_DIR", job.out_dir);
+    #[cfg(target_os = "linux")]
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    let status = cmd.status().map_err(ExecError::Spawn)?;
+    if status.success() {
+        Ok(())
+    } else if let Some(code) = status.code() {
+        Err(ExecError::Exit(code))
+    } else {
+        Err(ExecError::Signal(status.signal().unwrap_or(0)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shell_quote;
+
+    #[test]
+    fn quotes_only_when_needed() {
+        assert_eq!(shell_quote("/a/b.parquet"), "/a/b.parquet");
+        assert_eq!(shell_quote("/a b/c"), "'/a b/c'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+    }
+}

@@ -1,0 +1,127 @@
+//! One job on a worker: lock the key, re-check the cache, prepare inputs and outputs in a
+//! private temp directory, execute, commit.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use crate::engine::cache::{Cache, CommitError, CommitMeta, CommitOutcome};
+use crate::engine::dag::{Binding, Dag};
+use crate::engine::exec::{Executor, Job};
+
+pub struct JobResult {
+    /// The entry appeared while waiting for the key's lock (another process computed it).
+    pub hit: bool,
+    pub seconds: f64,
+    pub error: Option<String>,
+    pub log: Option<PathBuf>,
+    pub warnings: Vec<String>,
+}
+
+impl JobResult {
+    fn failed(error: String, log: Option<PathBuf>, seconds: f64) -> Self {
+        JobResult { hit: false, seconds, error: Some(error), log, warnings: Vec::new() }
+    }
+}
+
+pub fn execute(dag: &Dag, i: usize, cache: &Cache, exec: &dyn Executor) -> JobResult {
+    let inst = &dag.instances[i];
+    let stage = &dag.pipeline.stages[inst.stage];
+    let key = &inst.key;
+    let _lock = match cache.lock_key(key) {
+        Ok(l) => l,
+        Err(e) => return JobResult::failed(format!("cannot lock cache key {}: {e}", key.short()), None, 0.0),
+    };
+    if cache.has_entry(key) {
+        return JobResult { hit: true, seconds: 0.0, error: None, log: None, warnings: Vec::new() };
+    }
+    let mut pending = match cache.begin(key) {
+        Ok(p) => p,
+        Err(e) => return JobResult::failed(format!("cannot create a temp directory in the cache: {e}"), None, 0.0),
+    };
+    let inputs = match link_inputs(dag, i, cache, pending.scratch_dir()) {
+        Ok(m) => m,
+        Err(e) => return JobResult::failed(format!("cannot prepare inputs: {e}"), None, 0.0),
+    };
+    let mut outputs = BTreeMap::new();
+    for (port, file) in &stage.outputs {
+        let path = pending.out_dir().join(file);
+        if let Some(parent) = path.parent() {
+            if let Err(e) = std::fs::create_dir_all(parent) {
+                return JobResult::failed(format!("cannot create {}: {e}", parent.display()), None, 0.0);
+            }
+        }
+        outputs.insert(port.clone(), path);
+    }
+    let log = pending.log_path();
+    let job = Job {
+        kind: &stage.kind,
+        stage: &stage.name,
+        instance: &inst.name,
+        key,
+        dir: &stage.dir,
+        params: &inst.fingerprint.params,
+        cmd: inst.fingerprint.cmd.as_deref(),
+        seed: inst.fingerprint.seed,
+        inputs,
+        outputs,
+        out_dir: pending.out_dir(),
+        log: &log,
+    };
+    let start = Instant::now();
+    let result = exec.execute(&job);
+    let seconds = start.elapsed().as_secs_f64();
+    let save_log = |cache: &Cache| cache.save_failed_log(key, &log).ok();
+    if let Err(e) = result {
+        return JobResult::failed(e.to_string(), save_log(cache), seconds);
+    }
+    let meta = CommitMeta {
+        stage: stage.name.clone(),
+        instance: inst.name.clone(),
+        fingerprint: inst.fingerprint.clone(),
+        seconds,
+    };
+    match pending.commit(meta) {
+        Ok(c) => {
+            let mut warnings = Vec::new();
+            if let CommitOutcome::ReplacedBroken(fault) = c.outcome {
+                warnings.push(format!("replaced a broken cache entry for `{}` ({fault})", inst.name));
+            }
+            JobResult { hit: false, seconds, error: None, log: None, warnings }
+        }
+        Err(e @ CommitError::MissingOutput { .. }) => {
+            let msg = format!("the command succeeded but {e}; write it to ${{outputs.PORT}} or $PIPELINE_OUTPUT_PORT");
+            JobResult::failed(msg, save_log(cache), seconds)
+        }
+        Err(e) => JobResult::failed(e.to_string(), save_log(cache), seconds),
+    }
+}
+
+/// Input paths: a single input is the upstream object's file; a gathered input is a directory
+/// of `axis=value/.../<file>` links to the upstream objects' files.
+fn link_inputs(dag: &Dag, i: usize, cache: &Cache, scratch: &Path) -> std::io::Result<BTreeMap<String, PathBuf>> {
+    let mut out = BTreeMap::new();
+    for (port, b) in &dag.instances[i].inputs {
+        match b {
+            Binding::Single { instance, file } => {
+                out.insert(port.clone(), cache.object_dir(&dag.instances[*instance].key).join(file));
+            }
+            Binding::Gather { file, points } => {
+                let root = scratch.join("inputs").join(port);
+                for (pt, up) in points {
+                    let mut dir = root.clone();
+                    for (a, v) in pt {
+                        dir.push(format!("{a}={}", crate::engine::cache::escape_segment(v)));
+                    }
+                    std::fs::create_dir_all(&dir)?;
+                    let target = cache.object_dir(&dag.instances[*up].key).join(file);
+                    let name = Path::new(file).file_name().map(PathBuf::from).unwrap_or_else(|| PathBuf::from(file));
+                    std::os::unix::fs::symlink(target, dir.join(name))?;
+                }
+                std::fs::create_dir_all(&root)?;
+                out.insert(port.clone(), root);
+            }
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,328 @@
+//! The coordinator: runs the selected instances of a [`Dag`] against a cache.
+//!
+//! 1. Instances are grouped by key: identical keys (e.g. an upstream shared by sweep points)
+//!    form one job, computed once.
+//! 2. Each key is looked up with one `stat` (a complete entry has a manifest). Hits resolve
+//!    inline, without a worker.
+//! 3. Before anything runs, every cached entry that feeds a job that will run is verified
+//!    (manifest, sizes, blake3). A broken entry is a warning, is removed, and its key joins
+//!    the jobs, which may in turn require verifying its own inputs (a fixpoint).
+//! 4. A single coordinator thread owns the run state; `jobs` worker threads receive ready jobs
+//!    over a channel and send outcomes back. A job takes the key's file lock first, so two
+//!    `pipeline run` processes never compute a key twice at once; if the entry appeared while
+//!    waiting, the job is a hit. A failed job marks everything downstream skipped; other
+//!    branches go on.
+//! 5. Views and last/ pointers of every instance whose key is now in the cache are updated
+//!    (only touched when they change).
+
+mod job;
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+
+use crate::engine::cache::Cache;
+use crate::engine::dag::Dag;
+use crate::engine::exec::Executor;
+use crate::engine::hash::StageKey;
+
+/// What happened to one instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Cached,
+    Ran,
+    Failed,
+    Skipped,
+}
+
+/// The outcome of one instance.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub index: usize,
+    pub stage: String,
+    pub instance: String,
+    pub key: StageKey,
+    pub status: Status,
+    pub seconds: f64,
+    pub error: Option<String>,
+    /// The saved log of a failed instance.
+    pub log: Option<PathBuf>,
+    /// For skipped instances: the failed instance that caused it.
+    pub because: Option<String>,
+}
+
+/// Receives progress; implemented by the terminal UI.
+pub trait Reporter {
+    fn started(&mut self, instance: &str);
+    fn finished(&mut self, outcome: &Outcome);
+    fn warn(&mut self, msg: &str);
+    fn finish(&mut self);
+}
+
+/// Options of a run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub jobs: usize,
+}
+
+/// The result of a run: one outcome per selected instance, in topological order.
+#[derive(Debug, Default)]
+pub struct RunSummary {
+    pub outcomes: Vec<Outcome>,
+    pub warnings: Vec<String>,
+}
+
+impl RunSummary {
+    pub fn failed(&self) -> impl Iterator<Item = &Outcome> {
+        self.outcomes.iter().filter(|o| o.status == Status::Failed)
+    }
+    pub fn count(&self, s: Status) -> usize {
+        self.outcomes.iter().filter(|o| o.status == s).count()
+    }
+}
+
+/// One unique key to produce.
+struct KeyJob {
+    /// Representative instance (the first in topological order).
+    rep: usize,
+    instances: Vec<usize>,
+    /// Job indices this one reads.
+    ups: Vec<usize>,
+    downs: Vec<usize>,
+}
+
+/// Run the instances marked in `selected` (closed under ancestors).
+pub fn run(
+    dag: &Dag,
+    selected: &[bool],
+    cache: &Cache,
+    exec: &dyn Executor,
+    opts: &RunOptions,
+    reporter: &mut dyn Reporter,
+) -> RunSummary {
+    // 1. Jobs by key, in topological order of their first instance.
+    let mut by_key: HashMap<&StageKey, usize> = HashMap::new();
+    let mut jobs: Vec<KeyJob> = Vec::new();
+    let mut job_of = vec![usize::MAX; dag.instances.len()];
+    for (i, inst) in dag.instances.iter().enumerate() {
+        if !selected[i] {
+            continue;
+        }
+        let j = *by_key.entry(&inst.key).or_insert_with(|| {
+            jobs.push(KeyJob { rep: i, instances: Vec::new(), ups: Vec::new(), downs: Vec::new() });
+            jobs.len() - 1
+        });
+        jobs[j].instances.push(i);
+        job_of[i] = j;
+    }
+    for j in 0..jobs.len() {
+        let rep = jobs[j].rep;
+        let ups: BTreeSet<usize> = dag.instances[rep].upstream.iter().map(|&u| job_of[u]).collect();
+        for &u in &ups {
+            jobs[u].downs.push(j);
+        }
+        jobs[j].ups = ups.into_iter().collect();
+    }
+
+    // 2. Lookup, 3. verify what feeds a job that runs.
+    let mut summary = RunSummary::default();
+    let mut to_run: Vec<bool> = jobs.iter().map(|j| !cache.has_entry(&dag.instances[j.rep].key)).collect();
+    let mut verified = vec![false; jobs.len()];
+    let mut stack: Vec<usize> = (0..jobs.len()).filter(|&j| to_run[j]).flat_map(|j| jobs[j].ups.clone()).collect();
+    while let Some(u) = stack.pop() {
+        if to_run[u] || std::mem::replace(&mut verified[u], true) {
+            continue;
+        }
+        let key = &dag.instances[jobs[u].rep].key;
+        if let Err(fault) = cache.verify(key) {
+            let msg = format!(
+                "cache entry of `{}` is broken ({fault}); it will be recomputed",
+                dag.instances[jobs[u].rep].name
+            );
+            reporter.warn(&msg);
+            summary.warnings.push(msg);
+            if let Err(e) = cache.quarantine(key) {
+                let msg = format!("could not remove the broken entry {}: {e}", key.short());
+                reporter.warn(&msg);
+                summary.warnings.push(msg);
+            }
+            to_run[u] = true;
+            stack.extend(jobs[u].ups.iter().copied());
+        }
+    }
+
+    // 4. Coordinator.
+    let mut outcomes: Vec<Option<Outcome>> = vec![None; dag.instances.len()];
+    let mut pending_ups: Vec<usize> = jobs.iter().map(|j| j.ups.iter().filter(|&&u| to_run[u]).count()).collect();
+    let mut state: Vec<JobState> = vec![JobState::Waiting; jobs.len()];
+    let mut ready: BTreeSet<usize> = BTreeSet::new();
+    for j in 0..jobs.len() {
+        if !to_run[j] {
+            state[j] = JobState::Done(Status::Cached);
+            finish_job(dag, &jobs[j], Status::Cached, 0.0, None, None, None, &mut outcomes, reporter);
+        } else if pending_ups[j] == 0 {
+            ready.insert(j);
+        }
+    }
+    let workers = opts.jobs.max(1).min(jobs.len().max(1));
+    let (job_tx, job_rx) = mpsc::channel::<usize>();
+    let job_rx = Arc::new(Mutex::new(job_rx));
+    let (done_tx, done_rx) = mpsc::channel::<(usize, job::JobResult)>();
+    let mut running = 0usize;
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            let job_rx = Arc::clone(&job_rx);
+            let done_tx = done_tx.clone();
+            let jobs = &jobs;
+            scope.spawn(move || {
+                loop {
+                    let next = match job_rx.lock() {
+                        Ok(rx) => rx.recv(),
+                        Err(_) => return,
+                    };
+                    let Ok(j) = next else { return };
+                    let result = job::execute(dag, jobs[j].rep, cache, exec);
+                    if done_tx.send((j, result)).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(done_tx);
+        loop {
+            while running < workers {
+                let Some(j) = ready.pop_first() else { break };
+                state[j] = JobState::Running;
+                reporter.started(&dag.instances[jobs[j].rep].name);
+                if job_tx.send(j).is_err() {
+                    break;
+                }
+                running += 1;
+            }
+            if running == 0 {
+                break;
+            }
+            let Ok((j, result)) = done_rx.recv() else { break };
+            running -= 1;
+            for w in &result.warnings {
+                reporter.warn(w);
+                summary.warnings.push(w.clone());
+            }
+            let status = if result.error.is_none() {
+                if result.hit { Status::Cached } else { Status::Ran }
+            } else {
+                Status::Failed
+            };
+            state[j] = JobState::Done(status);
+            finish_job(
+                dag,
+                &jobs[j],
+                status,
+                result.seconds,
+                result.error.clone(),
+                result.log.clone(),
+                None,
+                &mut outcomes,
+                reporter,
+            );
+            if status == Status::Failed {
+                // Skip everything downstream.
+                let culprit = dag.instances[jobs[j].rep].name.clone();
+                let mut stack = jobs[j].downs.clone();
+                while let Some(d) = stack.pop() {
+                    if state[d] != JobState::Waiting {
+                        continue;
+                    }
+                    state[d] = JobState::Done(Status::Skipped);
+                    ready.remove(&d);
+                    finish_job(
+                        dag,
+                        &jobs[d],
+                        Status::Skipped,
+                        0.0,
+                        None,
+                        None,
+                        Some(culprit.clone()),
+                        &mut outcomes,
+                        reporter,
+                    );
+                    stack.extend(jobs[d].downs.iter().copied());
+                }
+            } else {
+                for &d in &jobs[j].downs {
+                    if state[d] == JobState::Waiting && to_run[d] {
+                        pending_ups[d] -= 1;
+                        if pending_ups[d] == 0 {
+                            ready.insert(d);
+                        }
+                    }
+                }
+            }
+        }
+        drop(job_tx);
+    });
+    reporter.finish();
+
+    // 5. Views and last pointers.
+    let pipeline = &dag.pipeline.name;
+    for (i, o) in outcomes.iter().enumerate() {
+        let Some(o) = o else { continue };
+        if !matches!(o.status, Status::Cached | Status::Ran) {
+            continue;
+        }
+        let inst = &dag.instances[i];
+        let point = dag.point_segments(i);
+        let stage = dag.stage_name(i);
+        let mut files: Vec<String> = inst.fingerprint.outputs.iter().map(|(_, f)| f.clone()).collect();
+        files.push("stage.log".into());
+        let res = cache
+            .update_view(pipeline, stage, &point, &inst.key, &files)
+            .and_then(|_| cache.set_last(pipeline, stage, &point, &inst.key));
+        if let Err(e) = res {
+            summary.warnings.push(format!("could not update the view of `{}`: {e}", inst.name));
+        }
+    }
+    summary.outcomes = outcomes.into_iter().flatten().collect();
+    summary
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum JobState {
+    Waiting,
+    Running,
+    Done(Status),
+}
+
+#[allow(clippy::too_many_arguments)]
+fn finish_job(
+    dag: &Dag,
+    job: &KeyJob,
+    status: Status,
+    seconds: f64,
+    error: Option<String>,
+    log: Option<PathBuf>,
+    because: Option<String>,
+    outcomes: &mut [Option<Outcome>],
+    reporter: &mut dyn Reporter,
+) {
+    for (n, &i) in job.instances.iter().enumerate() {
+        let inst = &dag.instances[i];
+        // Instances sharing a key with the one that ran are served by that execution.
+        let status = if n > 0 && status == Status::Ran { Status::Cached } else { status };
+        let o = Outcome {
+            index: i,
+            stage: dag.stage_name(i).to_string(),
+            instance: inst.name.clone(),
+            key: inst.key.clone(),
+            status,
+            seconds: if n == 0 { seconds } else { 0.0 },
+            error: error.clone(),
+            log: log.clone(),
+            because: because.clone(),
+        };
+        reporter.finished(&o);
+        outcomes[i] = Some(o);
+    }
+}

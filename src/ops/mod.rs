@@ -1,0 +1,79 @@
+//! User-level operations, one per file. Each takes an options struct filled by `cli` and
+//! returns an [`OpError`] that maps to a fixed exit code.
+
+pub mod dag;
+pub mod explain;
+pub mod gc;
+pub mod plan;
+pub mod run;
+pub mod show;
+pub mod status;
+pub mod verify;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::engine::cache::Cache;
+use crate::engine::dag::Dag;
+use crate::engine::spec::SpecErrors;
+use crate::kinds::Builtins;
+use crate::table::ParquetRows;
+use crate::ui::Printer;
+
+/// Why an operation failed, by exit code.
+#[derive(Debug)]
+pub enum OpError {
+    /// Exit 2: the spec is invalid.
+    Spec(SpecErrors),
+    /// Exit 2: bad command-line usage.
+    Usage { message: String, help: Option<String> },
+    /// Exit 1: a stage failed (the summary was already printed).
+    StageFailed,
+    /// Exit 1: something else went wrong (I/O, a broken cache found by verify).
+    Failed(String),
+}
+
+impl OpError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            OpError::Spec(_) | OpError::Usage { .. } => 2,
+            OpError::StageFailed | OpError::Failed(_) => 1,
+        }
+    }
+}
+
+/// What every operation gets.
+pub struct Context {
+    pub printer: Printer,
+    pub cache_root: PathBuf,
+    pub json: bool,
+    pub kinds: Builtins,
+}
+
+impl Context {
+    pub fn open_cache(&self) -> Result<Cache, OpError> {
+        // Absolute, so that input paths handed to commands and gathered links work from any
+        // working directory.
+        let root =
+            std::env::current_dir().map(|d| d.join(&self.cache_root)).unwrap_or_else(|_| self.cache_root.clone());
+        let root = crate::engine::spec::source::normalize(&root);
+        Cache::open(root)
+            .map(|c| c.with_row_counter(Arc::new(ParquetRows)))
+            .map_err(|e| OpError::Failed(format!("cannot open the cache at {}: {e}", self.cache_root.display())))
+    }
+
+    /// Load, validate and expand a pipeline file.
+    pub fn load(&self, file: &Path) -> Result<Dag, OpError> {
+        use crate::engine::exec::KindRegistry;
+        let pipeline = crate::engine::spec::load(file, self.kinds.kinds()).map_err(OpError::Spec)?;
+        Dag::build(pipeline).map_err(OpError::Spec)
+    }
+}
+
+/// A usage error for an unknown target.
+pub fn unknown_target(e: crate::engine::dag::select::UnknownTarget) -> OpError {
+    OpError::Usage {
+        message: format!("no stage or instance named `{}` in this pipeline", e.target),
+        help: Some(e.help),
+    }
+}

@@ -1,0 +1,122 @@
+//! `pipeline run FILE [TARGET...]`: compute what is missing, in parallel, and report.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use super::{Context, OpError, unknown_target};
+use crate::engine::dag::select;
+use crate::engine::exec::LocalExecutor;
+use crate::engine::schedule::{self, RunOptions, RunSummary, Status};
+use crate::ui::progress::Progress;
+
+pub struct RunOpts {
+    pub file: PathBuf,
+    pub targets: Vec<String>,
+    pub jobs: usize,
+}
+
+#[derive(Serialize)]
+struct JsonOutcome<'a> {
+    stage: &'a str,
+    instance: &'a str,
+    key: &'a str,
+    status: Status,
+    seconds: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    log: Option<String>,
+}
+
+#[derive(Serialize)]
+struct JsonSummary<'a> {
+    pipeline: &'a str,
+    ok: bool,
+    cached: usize,
+    ran: usize,
+    failed: usize,
+    skipped: usize,
+    seconds: f64,
+    stages: Vec<JsonOutcome<'a>>,
+    warnings: &'a [String],
+}
+
+pub fn run(ctx: &Context, opts: &RunOpts) -> Result<(), OpError> {
+    let start = std::time::Instant::now();
+    let dag = ctx.load(&opts.file)?;
+    let selected = select::with_ancestors(&dag, &opts.targets).map_err(unknown_target)?;
+    let cache = ctx.open_cache()?;
+    let _run_lock = cache.run_lock().map_err(|e| OpError::Failed(format!("cannot lock the cache: {e}")))?;
+    let total = selected.iter().filter(|&&s| s).count();
+    let mut progress = Progress::new(&ctx.printer, total);
+    let exec = LocalExecutor { kinds: &ctx.kinds };
+    let summary = schedule::run(&dag, &selected, &cache, &exec, &RunOptions { jobs: opts.jobs }, &mut progress);
+    let seconds = start.elapsed().as_secs_f64();
+    print_summary(ctx, &dag.pipeline.name, &summary, seconds);
+    if summary.count(Status::Failed) > 0 { Err(OpError::StageFailed) } else { Ok(()) }
+}
+
+fn print_summary(ctx: &Context, pipeline: &str, s: &RunSummary, seconds: f64) {
+    let p = &ctx.printer;
+    let (cached, ran, failed, skipped) =
+        (s.count(Status::Cached), s.count(Status::Ran), s.count(Status::Failed), s.count(Status::Skipped));
+    if ctx.json {
+        let stages = s
+            .outcomes
+            .iter()
+            .map(|o| JsonOutcome {
+                stage: &o.stage,
+                instance: &o.instance,
+                key: &o.key.0,
+                status: o.status,
+                seconds: o.seconds,
+                error: o.error.as_deref(),
+                log: o.log.as_ref().map(|l| l.display().to_string()),
+            })
+            .collect();
+        let j = JsonSummary {
+            pipeline,
+            ok: failed == 0,
+            cached,
+            ran,
+            failed,
+            skipped,
+            seconds,
+            stages,
+            warnings: &s.warnings,
+        };
+        p.out(&serde_json::to_string_pretty(&j).unwrap_or_default());
+    }
+    for o in s.failed() {
+        p.error(&format!("stage `{}` failed: {}", o.instance, o.error.as_deref().unwrap_or("unknown error")));
+        if let Some(log) = &o.log {
+            let tail = log_tail(log, 20);
+            if !tail.is_empty() {
+                p.err_raw(&format!("  last lines of its log ({}):\n", log.display()));
+                for line in tail {
+                    p.err_raw(&format!("  | {line}\n"));
+                }
+            }
+        }
+    }
+    let skipped_by: Vec<String> = s
+        .outcomes
+        .iter()
+        .filter(|o| o.status == Status::Skipped)
+        .map(|o| format!("`{}` (after `{}` failed)", o.instance, o.because.as_deref().unwrap_or("?")))
+        .collect();
+    if !skipped_by.is_empty() {
+        p.info(&format!("skipped: {}", skipped_by.join(", ")));
+    }
+    let line = format!("{pipeline}: {ran} ran, {cached} cached, {failed} failed, {skipped} skipped in {seconds:.2}s");
+    if failed > 0 { p.info(&p.red(&line)) } else { p.info(&p.green(&line)) }
+}
+
+/// The last `n` lines of a log file.
+pub fn log_tail(path: &std::path::Path, n: usize) -> Vec<String> {
+    let Ok(text) = std::fs::read(path) else { return Vec::new() };
+    let text = String::from_utf8_lossy(&text);
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].iter().map(|l| l.to_string()).collect()
+}

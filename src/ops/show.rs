@@ -1,0 +1,99 @@
+//! `pipeline show FILE STAGE`: for each instance of the stage, where its outputs are and,
+//! for Parquet tables, the schema, row count and first rows.
+
+use std::path::PathBuf;
+
+use super::{Context, OpError, unknown_target};
+use crate::engine::dag::select;
+
+pub struct ShowOpts {
+    pub file: PathBuf,
+    pub stage: String,
+    pub rows: usize,
+}
+
+pub fn show(ctx: &Context, opts: &ShowOpts) -> Result<(), OpError> {
+    let dag = ctx.load(&opts.file)?;
+    let targets = select::matching(&dag, std::slice::from_ref(&opts.stage)).map_err(unknown_target)?;
+    let cache = ctx.open_cache()?;
+    let p = &ctx.printer;
+    let mut missing = 0;
+    for &i in &targets {
+        let inst = &dag.instances[i];
+        p.out(&p.bold(&format!("{} (key {})", inst.name, inst.key.short())));
+        let manifest = match cache.read_manifest(&inst.key) {
+            Ok(m) => m,
+            Err(_) => {
+                missing += 1;
+                p.out(&format!("  not computed yet: run `pipeline run {} {}`", opts.file.display(), inst.name));
+                continue;
+            }
+        };
+        let view = cache.view_dir(&dag.pipeline.name, dag.stage_name(i), &dag.point_segments(i));
+        for o in &manifest.outputs {
+            let object = cache.object_dir(&inst.key).join(&o.file);
+            let view_path = view.join(&o.file);
+            let path = if view_path.exists() { view_path } else { object };
+            p.out(&format!("  output `{}`: {}", o.port, path.display()));
+            if o.file.ends_with(".parquet") {
+                match crate::table::inspect(&path, opts.rows) {
+                    Ok(t) => {
+                        p.out(&format!("    rows: {}", t.rows));
+                        p.out("    schema:");
+                        for (c, ty) in &t.columns {
+                            p.out(&format!("      {c}: {ty}"));
+                        }
+                        if !t.head.is_empty() {
+                            p.out(&format!("    head ({} rows):", t.head.len()));
+                            for line in
+                                render_table(&t.columns.iter().map(|(c, _)| c.clone()).collect::<Vec<_>>(), &t.head)
+                            {
+                                p.out(&format!("      {line}"));
+                            }
+                        }
+                    }
+                    Err(e) => p.out(&format!("    (cannot read as Parquet: {e})")),
+                }
+            } else {
+                p.out(&format!("    {} bytes", o.bytes));
+                if let Ok(text) = std::fs::read_to_string(&path) {
+                    for line in text.lines().take(opts.rows) {
+                        p.out(&format!("    | {line}"));
+                    }
+                }
+            }
+        }
+    }
+    if missing == targets.len() && !targets.is_empty() {
+        return Err(OpError::Failed(format!("no result of `{}` is in the cache yet", opts.stage)));
+    }
+    Ok(())
+}
+
+/// Columns padded to their widest cell.
+fn render_table(header: &[String], rows: &[Vec<String>]) -> Vec<String> {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            if i < widths.len() {
+                widths[i] = widths[i].max(c.chars().count().min(40));
+            }
+        }
+    }
+    let fmt = |cells: &[String]| -> String {
+        cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let c: String = c.chars().take(40).collect();
+                format!("{:w$}", c, w = widths.get(i).copied().unwrap_or(0))
+            })
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
+    };
+    let mut out = vec![fmt(header)];
+    out.extend(rows.iter().map(|r| fmt(r)));
+    out
+}

@@ -1,0 +1,47 @@
+//! `pipeline verify [FILE]`: re-digest cache entries (all of them, or a pipeline's) and report
+//! broken ones; `--fix` removes them so the next run recomputes them.
+
+use std::path::PathBuf;
+
+use super::{Context, OpError};
+
+pub struct VerifyOpts {
+    pub file: Option<PathBuf>,
+    pub fix: bool,
+}
+
+pub fn verify(ctx: &Context, opts: &VerifyOpts) -> Result<(), OpError> {
+    let cache = ctx.open_cache()?;
+    let keys = match &opts.file {
+        Some(f) => {
+            let dag = ctx.load(f)?;
+            let mut keys: Vec<_> = dag.instances.iter().map(|i| i.key.clone()).filter(|k| cache.has_entry(k)).collect();
+            keys.sort();
+            keys.dedup();
+            keys
+        }
+        None => cache.list_objects().map_err(|e| OpError::Failed(format!("cannot list the cache: {e}")))?,
+    };
+    let p = &ctx.printer;
+    let mut broken = 0;
+    for k in &keys {
+        if let Err(fault) = cache.verify(k) {
+            broken += 1;
+            if opts.fix {
+                match cache.quarantine(k) {
+                    Ok(()) => p.warn(&format!("{fault}; removed")),
+                    Err(e) => p.warn(&format!("{fault}; could not remove it: {e}")),
+                }
+            } else {
+                p.warn(&format!("{fault}"));
+            }
+        }
+    }
+    p.info(&format!("verified {} entries: {} ok, {broken} broken", keys.len(), keys.len() - broken));
+    if broken > 0 && !opts.fix {
+        return Err(OpError::Failed(format!(
+            "{broken} broken cache entries; `pipeline verify --fix` removes them and the next run recomputes them"
+        )));
+    }
+    Ok(())
+}
