@@ -62,8 +62,8 @@ pub fn load(path: &Path, kinds: &[KindInfo]) -> Result<Pipeline, SpecErrors> {
             raw_needs.push(needs);
         }
     }
-    // Only link when every stage parsed: otherwise a failed stage would show up as
-    // "unknown stage" in every stage that needs it.
+    // Only link when every stage parsed (every stage with a mapping body does): otherwise a
+    // failed stage would show up as "unknown stage" in every stage that needs it.
     if stages.len() == doc.stages.len() {
         validate::link(&mut stages, raw_needs, &params, global_sweep.as_ref(), kinds, &mut errors);
     }

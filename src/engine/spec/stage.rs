@@ -43,7 +43,10 @@ pub fn parse_stage(
         return None;
     };
     let info = kinds.iter().find(|k| k.name == kind);
-    if kind != "command" && info.is_none() {
+    // An unknown kind is reported, and the stage is still checked as far as possible (so that
+    // every error of the file shows up in one run).
+    let known = kind == "command" || info.is_some();
+    if !known {
         let mut names: Vec<&str> = vec!["command"];
         names.extend(kinds.iter().map(|k| k.name.as_str()));
         errors.push(
@@ -51,7 +54,6 @@ pub fn parse_stage(
                 .label("unknown kind")
                 .help(suggest(&kind, &names, "known kinds")),
         );
-        return None;
     }
     let field = |f: &str| format!("stages.{name}.{f}");
 
@@ -74,6 +76,7 @@ pub fn parse_stage(
             );
             None
         }
+        (None, None) if !known => None,
         (None, None) => {
             errors.push(
                 SpecError::new(
