@@ -13,6 +13,9 @@ pub struct Args {
     /// Stages to run at once [default: number of cores]
     #[arg(long, short)]
     pub jobs: Option<usize>,
+    /// GPU stages to run at once (each stage with `resources: {gpus: 1}` takes one)
+    #[arg(long, default_value_t = 1)]
+    pub gpus: u32,
 }
 
 pub fn exec(ctx: &Context, a: Args) -> Result<(), OpError> {
@@ -20,5 +23,5 @@ pub fn exec(ctx: &Context, a: Args) -> Result<(), OpError> {
     if jobs == 0 {
         return Err(OpError::Usage { message: "--jobs must be at least 1".into(), help: None });
     }
-    run(ctx, &RunOpts { file: a.file, targets: a.targets, jobs })
+    run(ctx, &RunOpts { file: a.file, targets: a.targets, jobs, gpus: a.gpus })
 }

@@ -14,6 +14,7 @@ pub struct RunOpts {
     pub file: PathBuf,
     pub targets: Vec<String>,
     pub jobs: usize,
+    pub gpus: u32,
 }
 
 #[derive(Serialize)]
@@ -51,7 +52,8 @@ pub fn run(ctx: &Context, opts: &RunOpts) -> Result<(), OpError> {
     let total = selected.iter().filter(|&&s| s).count();
     let mut progress = Progress::new(&ctx.printer, total);
     let exec = LocalExecutor { kinds: &ctx.kinds };
-    let summary = schedule::run(&dag, &selected, &cache, &exec, &RunOptions { jobs: opts.jobs }, &mut progress);
+    let summary =
+        schedule::run(&dag, &selected, &cache, &exec, &RunOptions { jobs: opts.jobs, gpus: opts.gpus }, &mut progress);
     let seconds = start.elapsed().as_secs_f64();
     print_summary(ctx, &dag.pipeline.name, &summary, seconds);
     if summary.count(Status::Failed) > 0 { Err(OpError::StageFailed) } else { Ok(()) }

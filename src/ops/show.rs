@@ -23,9 +23,15 @@ pub fn show(ctx: &Context, opts: &ShowOpts) -> Result<(), OpError> {
         p.out(&p.bold(&format!("{} (key {})", inst.name, inst.key.short())));
         let manifest = match cache.read_manifest(&inst.key) {
             Ok(m) => m,
-            Err(_) => {
+            Err(crate::engine::cache::CacheFault::Missing { .. }) => {
                 missing += 1;
                 p.out(&format!("  not computed yet: run `pipeline run {} {}`", opts.file.display(), inst.name));
+                continue;
+            }
+            Err(fault) => {
+                // `run` treats an entry with a manifest file as a hit, so it would not repair this.
+                missing += 1;
+                p.out(&format!("  {fault}; `pipeline verify --fix` removes it and the next run recomputes it"));
                 continue;
             }
         };

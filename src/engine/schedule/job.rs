@@ -89,8 +89,12 @@ pub fn execute(dag: &Dag, i: usize, cache: &Cache, exec: &dyn Executor) -> JobRe
             }
             JobResult { hit: false, seconds, error: None, log: None, warnings }
         }
-        Err(e @ CommitError::MissingOutput { .. }) => {
-            let msg = format!("the command succeeded but {e}; write it to ${{outputs.PORT}} or $PIPELINE_OUTPUT_PORT");
+        Err(CommitError::MissingOutput { port, .. }) => {
+            // No path in the message: the temp directory is gone by the time anyone reads it.
+            let env = crate::engine::exec::env_name("PIPELINE_OUTPUT_", &port);
+            let msg = format!(
+                "the command succeeded but did not write its declared output `{port}`; write it to ${{outputs.{port}}} or ${env}"
+            );
             JobResult::failed(msg, save_log(cache), seconds)
         }
         Err(e) => JobResult::failed(e.to_string(), save_log(cache), seconds),

@@ -8,7 +8,8 @@
 //!    (manifest, sizes, blake3). A broken entry is a warning, is removed, and its key joins
 //!    the jobs, which may in turn require verifying its own inputs (a fixpoint).
 //! 4. A single coordinator thread owns the run state; `jobs` worker threads receive ready jobs
-//!    over a channel and send outcomes back. A job takes the key's file lock first, so two
+//!    over a channel and send outcomes back. Resource tokens (CPU slots = `--jobs`, GPU
+//!    tokens = `--gpus`) decide which ready jobs may start. A job takes the key's file lock first, so two
 //!    `pipeline run` processes never compute a key twice at once; if the entry appeared while
 //!    waiting, the job is a hit. A failed job marks everything downstream skipped; other
 //!    branches go on.
@@ -26,6 +27,7 @@ use crate::engine::cache::Cache;
 use crate::engine::dag::Dag;
 use crate::engine::exec::Executor;
 use crate::engine::hash::StageKey;
+use crate::engine::spec::Resources;
 
 /// What happened to one instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -64,7 +66,31 @@ pub trait Reporter {
 /// Options of a run.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
+    /// CPU slots: a stage takes `resources.cpus` of them.
     pub jobs: usize,
+    /// GPU tokens: a stage with `resources.gpus: 1` takes one, so two GPU stages never share
+    /// a device.
+    pub gpus: u32,
+}
+
+/// Free resource tokens.
+struct Tokens {
+    cpus: u32,
+    gpus: u32,
+}
+
+impl Tokens {
+    fn fits(&self, r: &Resources) -> bool {
+        r.cpus <= self.cpus && r.gpus <= self.gpus
+    }
+    fn take(&mut self, r: &Resources) {
+        self.cpus -= r.cpus;
+        self.gpus -= r.gpus;
+    }
+    fn give(&mut self, r: &Resources) {
+        self.cpus += r.cpus;
+        self.gpus += r.gpus;
+    }
 }
 
 /// The result of a run: one outcome per selected instance, in topological order.
@@ -167,6 +193,12 @@ pub fn run(
         }
     }
     let workers = opts.jobs.max(1).min(jobs.len().max(1));
+    let mut tokens = Tokens { cpus: opts.jobs.max(1) as u32, gpus: opts.gpus };
+    let need = |j: usize| -> Resources {
+        let r = dag.pipeline.stages[dag.instances[jobs[j].rep].stage].resources;
+        // A request larger than the machine runs alone rather than never.
+        Resources { cpus: r.cpus.min(opts.jobs.max(1) as u32), gpus: r.gpus.min(opts.gpus) }
+    };
     let (job_tx, job_rx) = mpsc::channel::<usize>();
     let job_rx = Arc::new(Mutex::new(job_rx));
     let (done_tx, done_rx) = mpsc::channel::<(usize, job::JobResult)>();
@@ -192,8 +224,11 @@ pub fn run(
         }
         drop(done_tx);
         loop {
+            // Start every ready job whose resources fit, lowest index (topological) first.
             while running < workers {
-                let Some(j) = ready.pop_first() else { break };
+                let Some(j) = ready.iter().copied().find(|&j| tokens.fits(&need(j))) else { break };
+                ready.remove(&j);
+                tokens.take(&need(j));
                 state[j] = JobState::Running;
                 reporter.started(&dag.instances[jobs[j].rep].name);
                 if job_tx.send(j).is_err() {
@@ -206,6 +241,7 @@ pub fn run(
             }
             let Ok((j, result)) = done_rx.recv() else { break };
             running -= 1;
+            tokens.give(&need(j));
             for w in &result.warnings {
                 reporter.warn(w);
                 summary.warnings.push(w.clone());

@@ -271,7 +271,7 @@ fn parse_outputs(
             errors.push(
                 SpecError::new("E032", *loc, format!("output `{port}` of stage `{stage}`: file `{file}` {why}"))
                     .label("invalid output path")
-                    .help("name a file inside the stage's own directory, such as `table.parquet` or `ckpt/model.bin`"),
+                    .help("name a file or directory directly inside the stage's own directory, such as `table.parquet` or `ckpt`"),
             );
         }
         if out[..i].iter().any(|(p, f, _)| p == port || f == file) {
@@ -307,6 +307,10 @@ pub fn bad_output_file(file: &str) -> Option<&'static str> {
     }
     if path.components().any(|c| !matches!(c, std::path::Component::Normal(_))) {
         return Some("escapes the stage's directory (`..` or `.` components are not allowed)");
+    }
+    // The cache stores, digests and links each output as one entry of the object directory.
+    if file.contains(['/', '\\']) {
+        return Some("is a nested path; an output is one file or directory (write `ckpt` and put files inside it)");
     }
     if RESERVED_FILES.contains(&file) {
         return Some("is reserved by the cache");

@@ -32,6 +32,9 @@ pub fn link(
         .collect();
 
     for (stage, raw) in stages.iter_mut().zip(raw_needs) {
+        // Every declared input port, resolved or not: a broken need is reported once, at the
+        // need, and not again at each `${inputs.PORT}` that uses it.
+        let declared_ports: BTreeSet<String> = raw.iter().map(|rn| rn.port.clone()).collect();
         // Needs.
         for rn in raw {
             let Some(up) = names.iter().position(|n| *n == rn.stage) else {
@@ -146,11 +149,11 @@ pub fn link(
                     .push(err("the seed cannot reference itself".into(), "write a number or `${sweep.AXIS}`".into())),
                 (Ns::Seed, _) => {}
                 (Ns::Inputs, RefContext::Cmd) => {
-                    if !stage.needs.iter().any(|n| n.port == name) {
-                        let cands: Vec<&str> = stage.needs.iter().map(|n| n.port.as_str()).collect();
+                    if !declared_ports.contains(name) {
+                        let cands: Vec<&str> = declared_ports.iter().map(String::as_str).collect();
                         errors.push(err(
                             format!("stage `{}` has no input port `{name}`", stage.name),
-                            suggest(name, &cands, "its inputs (from `needs:`)"),
+                            suggest(name, &cands, "inputs declared in `needs`"),
                         ));
                     }
                 }
@@ -159,7 +162,7 @@ pub fn link(
                         let cands: Vec<&str> = stage.outputs.iter().map(|(p, _)| p.as_str()).collect();
                         errors.push(err(
                             format!("stage `{}` has no output port `{name}`", stage.name),
-                            suggest(name, &cands, "its outputs (from `outputs:`)"),
+                            suggest(name, &cands, "outputs declared in `outputs`"),
                         ));
                     }
                 }

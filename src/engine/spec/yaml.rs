@@ -43,7 +43,7 @@ pub fn load_file(
         );
         return None;
     }
-    let options = LoaderOptions::default().error_on_duplicate_keys(true).toplevel_mapping();
+    let options = LoaderOptions::default().error_on_duplicate_keys(true).prevent_coercion(true).toplevel_mapping();
     match marked_yaml::parse_yaml_with_options(index, text.as_str(), options) {
         Ok(Node::Mapping(m)) => Some((index, m)),
         Ok(_) => {

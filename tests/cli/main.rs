@@ -1,0 +1,17 @@
+//! Integration tests of the `pipeline` binary: one test binary, one module per topic.
+//!
+//! Every test builds a small pipeline in a temp directory with [`fixture::Project`] and runs
+//! the real binary on it. Cache hits are proven by making recomputation impossible (deleting
+//! the script a stage runs, or counting executions in files outside the cache), never by
+//! timing.
+
+mod cache;
+mod commands;
+mod concurrency;
+mod crash;
+mod failures;
+mod fixture;
+mod incremental;
+mod parquet;
+mod spec_errors;
+mod sweeps;
