@@ -39,11 +39,11 @@ pub fn dag(ctx: &Context, opts: &DagOpts) -> Result<(), OpError> {
     let p = &ctx.printer;
     match opts.format {
         DagFormat::Dot => {
-            p.out(&format!("digraph {:?} {{", dag.pipeline.name));
+            p.out(&format!("digraph {} {{", dot_id(&dag.pipeline.name)));
             p.out("  rankdir=LR;");
             p.out("  node [shape=box];");
             for (i, n) in nodes.iter().enumerate() {
-                p.out(&format!("  n{i} [label={n:?}];"));
+                p.out(&format!("  n{i} [label={}];", dot_id(n)));
             }
             for (a, b) in &edges {
                 p.out(&format!("  n{a} -> n{b};"));
@@ -61,4 +61,9 @@ pub fn dag(ctx: &Context, opts: &DagOpts) -> Result<(), OpError> {
         }
     }
     Ok(())
+}
+
+/// A DOT quoted string: `"` and `\\` escaped, nothing else touched.
+fn dot_id(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }

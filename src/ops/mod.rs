@@ -66,7 +66,16 @@ impl Context {
     pub fn load(&self, file: &Path) -> Result<Dag, OpError> {
         use crate::engine::exec::KindRegistry;
         let pipeline = crate::engine::spec::load(file, self.kinds.kinds()).map_err(OpError::Spec)?;
-        Dag::build(pipeline).map_err(OpError::Spec)
+        let dag = Dag::build(pipeline).map_err(OpError::Spec)?;
+        for (si, instances) in dag.by_stage.iter().enumerate() {
+            if instances.is_empty() {
+                self.printer.warn(&format!(
+                    "stage `{}` has no instances: `exclude` removed every sweep point, or a stage it needs has none",
+                    dag.pipeline.stages[si].name
+                ));
+            }
+        }
+        Ok(dag)
     }
 }
 

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use super::{Context, OpError, unknown_target};
 use crate::engine::dag::select;
+use crate::engine::exec::command::shell_quote;
 
 pub struct ShowOpts {
     pub file: PathBuf,
@@ -25,7 +26,11 @@ pub fn show(ctx: &Context, opts: &ShowOpts) -> Result<(), OpError> {
             Ok(m) => m,
             Err(crate::engine::cache::CacheFault::Missing { .. }) => {
                 missing += 1;
-                p.out(&format!("  not computed yet: run `pipeline run {} {}`", opts.file.display(), inst.name));
+                p.out(&format!(
+                    "  not computed yet: run `pipeline run {} {}`",
+                    shell_quote(&opts.file.display().to_string()),
+                    shell_quote(&inst.name)
+                ));
                 continue;
             }
             Err(fault) => {

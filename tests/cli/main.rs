@@ -13,5 +13,6 @@ mod failures;
 mod fixture;
 mod incremental;
 mod parquet;
+mod shipped;
 mod spec_errors;
 mod sweeps;

@@ -385,8 +385,10 @@ fn every_error_is_reported_at_once() {
     let mut sorted = locs.clone();
     sorted.sort();
     assert_eq!(locs, sorted, "errors are reported in file order");
-    // Six: the broken need `x: aa` is reported once, not again at `${inputs.x}`.
-    assert_has(&out, &["error: the pipeline spec has 6 errors; nothing was run"]);
+    // Five: the broken need `x: aa` is reported once, not again at `${inputs.x}`, and the
+    // misspelt `cmdd` once (as an unknown key), not again as a missing `cmd:`.
+    assert_has(&out, &["error: the pipeline spec has 5 errors; nothing was run"]);
+    assert!(!out.stderr.contains("needs `cmd:`"), "{}", out.stderr);
     assert!(!out.stderr.contains("has no input port `x`"), "{}", out.stderr);
 
     redactions(&p).bind(|| insta::assert_snapshot!("spec_error_report", out.stderr));

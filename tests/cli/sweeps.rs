@@ -323,3 +323,29 @@ fn seeds_can_be_swept_and_reach_the_command() {
     assert_eq!(p.view("p/swept/s=2/t.txt"), "2 2\n");
     assert_ne!(r.key("swept[s=1]"), r.key("swept[s=2]"), "the seed is part of the key");
 }
+
+#[test]
+fn a_sweep_value_removed_from_the_file_leaves_the_views() {
+    let p = Project::new();
+    let pipeline = |values: &str| {
+        format!(
+            r#"
+        stages:
+          train:
+            kind: command
+            sweep: {{lr: [{values}]}}
+            cmd: echo ${{sweep.lr}} > ${{outputs.t}}
+            outputs: {{t: t.txt}}
+        "#
+        )
+    };
+    p.write("p.yaml", &pipeline("0.1, 0.2, 0.3"));
+    p.run("p.yaml", &[]);
+    assert_eq!(p.view("p/train/lr=0.2/t.txt"), "0.2\n");
+    p.write("p.yaml", &pipeline("0.1, 0.3"));
+    let r = p.run("p.yaml", &[]);
+    assert_eq!(r.status("train[lr=0.1]"), "cached");
+    // A glob over the view must not return the point that left the pipeline.
+    assert!(fs::symlink_metadata(p.cache().join("views/p/train/lr=0.2")).is_err());
+    assert_eq!(p.view("p/train/lr=0.3/t.txt"), "0.3\n");
+}

@@ -10,6 +10,8 @@
 //! Updating a view is on the no-op rerun path: when the link is already right it costs one
 //! `readlink` per file and writes nothing.
 
+use std::collections::HashSet;
+use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -50,6 +52,46 @@ impl Cache {
         }
         Ok(changed)
     }
+}
+
+impl Cache {
+    /// Remove every link under `views/<pipeline>/` that is not in `live` (full paths, as
+    /// [`Cache::view_dir`]`.join(file)` gives them), then the directories left empty. Sweep
+    /// points and stages that left the pipeline thus leave its views, so a glob over a view
+    /// never returns a point the pipeline no longer has. Returns the number of links removed.
+    pub fn prune_views(&self, pipeline: &str, live: &HashSet<PathBuf>) -> io::Result<usize> {
+        let root = instance_path(self.layout.views.clone(), pipeline, "", &[]);
+        let root = root.parent().map(Path::to_path_buf).unwrap_or(root);
+        match fs::symlink_metadata(&root) {
+            Ok(m) if m.is_dir() => prune_dir(&root, live).map(|(n, _)| n),
+            _ => Ok(0),
+        }
+    }
+}
+
+/// Returns (links removed, whether the directory is now empty).
+fn prune_dir(dir: &Path, live: &HashSet<PathBuf>) -> io::Result<(usize, bool)> {
+    let mut removed = 0;
+    let mut left = 0;
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        let ft = entry.file_type()?;
+        if ft.is_dir() {
+            let (n, empty) = prune_dir(&path, live)?;
+            removed += n;
+            if empty && fs::remove_dir(&path).is_ok() {
+                continue;
+            }
+            left += 1;
+        } else if !live.contains(&path) {
+            fs::remove_file(&path)?;
+            removed += 1;
+        } else {
+            left += 1;
+        }
+    }
+    Ok((removed, left == 0))
 }
 
 #[cfg(test)]
@@ -97,6 +139,25 @@ mod tests {
         let (k, _) = commit_entry(&cache, "a", &[("table", "t.csv", b"x")]);
         assert!(cache.update_view("p", "s", &[], &k, &["t.csv".into()]).unwrap());
         assert_eq!(fs::read_to_string(dir.path().join("views/p/s/t.csv")).unwrap(), "x");
+    }
+
+    #[test]
+    fn prune_removes_points_that_left_the_pipeline() {
+        let (dir, cache) = open_cache();
+        let (k, _) = commit_entry(&cache, "a", &[("table", "t.csv", b"x")]);
+        let files = vec!["t.csv".to_string()];
+        for lr in ["0.1", "0.2"] {
+            cache.update_view("p", "train", &point(&[("lr", lr)]), &k, &files).unwrap();
+        }
+        cache.update_view("p", "gone", &[], &k, &files).unwrap();
+        let keep = cache.view_dir("p", "train", &point(&[("lr", "0.1")])).join("t.csv");
+        let live: std::collections::HashSet<_> = [keep.clone()].into_iter().collect();
+        assert_eq!(cache.prune_views("p", &live).unwrap(), 2);
+        assert!(keep.exists());
+        assert!(!dir.path().join("views/p/train/lr=0.2").exists());
+        assert!(!dir.path().join("views/p/gone").exists());
+        assert_eq!(cache.prune_views("p", &live).unwrap(), 0);
+        assert_eq!(cache.prune_views("other", &live).unwrap(), 0);
     }
 
     #[test]

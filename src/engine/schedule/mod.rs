@@ -13,12 +13,13 @@
 //!    `pipeline run` processes never compute a key twice at once; if the entry appeared while
 //!    waiting, the job is a hit. A failed job marks everything downstream skipped; other
 //!    branches go on.
-//! 5. Views and last/ pointers of every instance whose key is now in the cache are updated
-//!    (only touched when they change).
+//! 5. Views and last/ pointers of an instance are updated as soon as its key is in the cache
+//!    (only touched when they change); at the end, view links of points or stages that left
+//!    the pipeline are removed.
 
 mod job;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -187,7 +188,15 @@ pub fn run(
     for j in 0..jobs.len() {
         if !to_run[j] {
             state[j] = JobState::Done(Status::Cached);
-            finish_job(dag, &jobs[j], Status::Cached, 0.0, None, None, None, &mut outcomes, reporter);
+            finish_job(
+                dag,
+                cache,
+                &jobs[j],
+                JobEnd::new(Status::Cached),
+                &mut outcomes,
+                reporter,
+                &mut summary.warnings,
+            );
         } else if pending_ups[j] == 0 {
             ready.insert(j);
         }
@@ -252,17 +261,14 @@ pub fn run(
                 Status::Failed
             };
             state[j] = JobState::Done(status);
-            finish_job(
-                dag,
-                &jobs[j],
+            let end = JobEnd {
                 status,
-                result.seconds,
-                result.error.clone(),
-                result.log.clone(),
-                None,
-                &mut outcomes,
-                reporter,
-            );
+                seconds: result.seconds,
+                error: result.error.clone(),
+                log: result.log.clone(),
+                because: None,
+            };
+            finish_job(dag, cache, &jobs[j], end, &mut outcomes, reporter, &mut summary.warnings);
             if status == Status::Failed {
                 // Skip everything downstream.
                 let culprit = dag.instances[jobs[j].rep].name.clone();
@@ -273,17 +279,8 @@ pub fn run(
                     }
                     state[d] = JobState::Done(Status::Skipped);
                     ready.remove(&d);
-                    finish_job(
-                        dag,
-                        &jobs[d],
-                        Status::Skipped,
-                        0.0,
-                        None,
-                        None,
-                        Some(culprit.clone()),
-                        &mut outcomes,
-                        reporter,
-                    );
+                    let end = JobEnd { because: Some(culprit.clone()), ..JobEnd::new(Status::Skipped) };
+                    finish_job(dag, cache, &jobs[d], end, &mut outcomes, reporter, &mut summary.warnings);
                     stack.extend(jobs[d].downs.iter().copied());
                 }
             } else {
@@ -301,24 +298,14 @@ pub fn run(
     });
     reporter.finish();
 
-    // 5. Views and last pointers.
-    let pipeline = &dag.pipeline.name;
-    for (i, o) in outcomes.iter().enumerate() {
-        let Some(o) = o else { continue };
-        if !matches!(o.status, Status::Cached | Status::Ran) {
-            continue;
-        }
-        let inst = &dag.instances[i];
-        let point = dag.point_segments(i);
-        let stage = dag.stage_name(i);
-        let mut files: Vec<String> = inst.fingerprint.outputs.iter().map(|(_, f)| f.clone()).collect();
-        files.push("stage.log".into());
-        let res = cache
-            .update_view(pipeline, stage, &point, &inst.key, &files)
-            .and_then(|_| cache.set_last(pipeline, stage, &point, &inst.key));
-        if let Err(e) = res {
-            summary.warnings.push(format!("could not update the view of `{}`: {e}", inst.name));
-        }
+    // 5. Drop view links of points and stages that are no longer in the pipeline.
+    let mut live = HashSet::new();
+    for (i, inst) in dag.instances.iter().enumerate() {
+        let dir = cache.view_dir(&dag.pipeline.name, dag.stage_name(i), &dag.point_segments(i));
+        live.extend(view_files(inst).into_iter().map(|f| dir.join(f)));
+    }
+    if let Err(e) = cache.prune_views(&dag.pipeline.name, &live) {
+        summary.warnings.push(format!("could not prune stale views: {e}"));
     }
     summary.outcomes = outcomes.into_iter().flatten().collect();
     summary
@@ -331,18 +318,36 @@ enum JobState {
     Done(Status),
 }
 
-#[allow(clippy::too_many_arguments)]
-fn finish_job(
-    dag: &Dag,
-    job: &KeyJob,
+/// How a job ended.
+struct JobEnd {
     status: Status,
     seconds: f64,
     error: Option<String>,
     log: Option<PathBuf>,
+    /// For skipped jobs: the failed instance upstream.
     because: Option<String>,
+}
+
+impl JobEnd {
+    fn new(status: Status) -> Self {
+        JobEnd { status, seconds: 0.0, error: None, log: None, because: None }
+    }
+}
+
+/// Record the outcome of every instance of a finished job, and update their views.
+fn finish_job(
+    dag: &Dag,
+    cache: &Cache,
+    job: &KeyJob,
+    end: JobEnd,
     outcomes: &mut [Option<Outcome>],
     reporter: &mut dyn Reporter,
+    warnings: &mut Vec<String>,
 ) {
+    let JobEnd { status, seconds, error, log, because } = end;
+    if matches!(status, Status::Cached | Status::Ran) {
+        update_views(dag, cache, &job.instances, warnings);
+    }
     for (n, &i) in job.instances.iter().enumerate() {
         let inst = &dag.instances[i];
         // Instances sharing a key with the one that ran are served by that execution.
@@ -360,5 +365,29 @@ fn finish_job(
         };
         reporter.finished(&o);
         outcomes[i] = Some(o);
+    }
+}
+
+/// Files of an instance that its view links to.
+fn view_files(inst: &crate::engine::dag::Instance) -> Vec<String> {
+    let mut files: Vec<String> = inst.fingerprint.outputs.iter().map(|(_, f)| f.clone()).collect();
+    files.push(crate::engine::cache::STAGE_LOG.to_string());
+    files
+}
+
+/// Point the views and last/ pointers of these instances at their (now cached) key. Done as
+/// each job finishes, so a long or interrupted run still leaves views of what it finished.
+fn update_views(dag: &Dag, cache: &Cache, instances: &[usize], warnings: &mut Vec<String>) {
+    let pipeline = &dag.pipeline.name;
+    for &i in instances {
+        let inst = &dag.instances[i];
+        let point = dag.point_segments(i);
+        let stage = dag.stage_name(i);
+        let res = cache
+            .update_view(pipeline, stage, &point, &inst.key, &view_files(inst))
+            .and_then(|_| cache.set_last(pipeline, stage, &point, &inst.key));
+        if let Err(e) = res {
+            warnings.push(format!("could not update the view of `{}`: {e}", inst.name));
+        }
     }
 }

@@ -129,7 +129,10 @@ impl Diagnostic for RenderedSpecError {
 pub fn did_you_mean<'a>(got: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
     let mut best: Option<(f64, &str)> = None;
     for c in candidates {
-        let score = strsim::jaro_winkler(got, c);
+        // One edit (insert, delete, substitute or swap) always counts as close, so short names
+        // (`scr` for `src`) get a suggestion too; otherwise a Jaro-Winkler similarity.
+        let one_edit = strsim::damerau_levenshtein(got, c) <= 1;
+        let score = if one_edit { 1.0 + strsim::jaro_winkler(got, c) } else { strsim::jaro_winkler(got, c) };
         if score > 0.8 && best.is_none_or(|(s, _)| score > s) {
             best = Some((score, c));
         }
@@ -149,5 +152,17 @@ pub fn suggest<'a>(got: &str, candidates: &[&'a str], what: &str) -> String {
     match did_you_mean(got, candidates.iter().copied()) {
         Some(d) => format!("{d} ({list})"),
         None => list,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::did_you_mean;
+
+    #[test]
+    fn suggests_short_names_one_edit_away() {
+        assert_eq!(did_you_mean("scr", ["src", "out"]).as_deref(), Some("did you mean `src`?"));
+        assert_eq!(did_you_mean("cmdd", ["cmd", "kind"]).as_deref(), Some("did you mean `cmd`?"));
+        assert_eq!(did_you_mean("zzz", ["src", "out"]), None);
     }
 }

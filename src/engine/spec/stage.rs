@@ -77,6 +77,12 @@ pub fn parse_stage(
             None
         }
         (None, None) if !known => None,
+        // A misspelt `cmd` (`cmdd: ...`) is already reported as an unknown key with a did-you-mean.
+        (None, None)
+            if map.keys().any(|k| k.as_str() != "cmd" && strsim::damerau_levenshtein(k.as_str(), "cmd") <= 1) =>
+        {
+            None
+        }
         (None, None) => {
             errors.push(
                 SpecError::new(
