@@ -158,22 +158,19 @@ impl<'p> Expander<'p> {
         // The stage's own sweep.
         if let Some(sweep) = &stage.sweep {
             let ids: Vec<u32> = sweep.axes.iter().filter_map(|(a, _)| self.axis_id(a)).collect();
-            if let Some((pt, _, _)) = rows.first() {
-                if let Some((a, _)) = pt.iter().find(|(a, _)| ids.contains(a)) {
-                    let name = &self.axes[*a as usize];
-                    self.errors.push(
-                        SpecError::new(
-                            "E067",
-                            sweep.loc,
-                            format!(
-                                "stage `{}` sweeps axis `{name}`, which it already receives from upstream",
-                                stage.name
-                            ),
-                        )
-                        .help("rename the axis, or gather it upstream with `stage[axis]`"),
-                    );
-                    return;
-                }
+            if let Some((pt, _, _)) = rows.first()
+                && let Some((a, _)) = pt.iter().find(|(a, _)| ids.contains(a))
+            {
+                let name = &self.axes[*a as usize];
+                self.errors.push(
+                    SpecError::new(
+                        "E067",
+                        sweep.loc,
+                        format!("stage `{}` sweeps axis `{name}`, which it already receives from upstream", stage.name),
+                    )
+                    .help("rename the axis, or gather it upstream with `stage[axis]`"),
+                );
+                return;
             }
             let own: Vec<Row> = sweep
                 .points()
@@ -390,10 +387,10 @@ struct Ctx<'a> {
 impl Ctx<'_> {
     fn sweep_value(&self, r: &Ref) -> Result<Value, SpecError> {
         let name = r.head();
-        if let Some(id) = self.ex.axis_id(name) {
-            if let Some((_, v)) = self.point.iter().find(|(a, _)| *a == id) {
-                return Ok(v.clone());
-            }
+        if let Some(id) = self.ex.axis_id(name)
+            && let Some((_, v)) = self.point.iter().find(|(a, _)| *a == id)
+        {
+            return Ok(v.clone());
         }
         Err(SpecError::new("E068", r.loc, format!("`{r}`: axis `{name}` does not reach stage `{}`", self.stage.name))
             .label("axis not available here")

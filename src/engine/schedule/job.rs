@@ -46,10 +46,10 @@ pub fn execute(dag: &Dag, i: usize, cache: &Cache, exec: &dyn Executor) -> JobRe
     let mut outputs = BTreeMap::new();
     for (port, file) in &stage.outputs {
         let path = pending.out_dir().join(file);
-        if let Some(parent) = path.parent() {
-            if let Err(e) = std::fs::create_dir_all(parent) {
-                return JobResult::failed(format!("cannot create {}: {e}", parent.display()), None, 0.0);
-            }
+        if let Some(parent) = path.parent()
+            && let Err(e) = std::fs::create_dir_all(parent)
+        {
+            return JobResult::failed(format!("cannot create {}: {e}", parent.display()), None, 0.0);
         }
         outputs.insert(port.clone(), path);
     }

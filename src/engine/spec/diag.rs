@@ -141,7 +141,7 @@ pub fn did_you_mean<'a>(got: &str, candidates: impl IntoIterator<Item = &'a str>
 }
 
 /// A help line listing the valid choices, with a did-you-mean first when one is close.
-pub fn suggest<'a>(got: &str, candidates: &[&'a str], what: &str) -> String {
+pub fn suggest(got: &str, candidates: &[&str], what: &str) -> String {
     let list = if candidates.is_empty() {
         format!("there are no {what}")
     } else {

@@ -100,18 +100,18 @@ pub fn load_doc(
                     if !check_name(k, "param", errors) {
                         continue;
                     }
-                    if let Some(s) = v.as_scalar() {
-                        if s.as_str().contains("${") {
-                            errors.push(
-                                SpecError::new(
-                                    "E021",
-                                    node_loc(v),
-                                    format!("global param `{name}` contains a `${{...}}` reference"),
-                                )
-                                .help("global params are plain values; reference them from stage params or commands"),
-                            );
-                            continue;
-                        }
+                    if let Some(s) = v.as_scalar()
+                        && s.as_str().contains("${")
+                    {
+                        errors.push(
+                            SpecError::new(
+                                "E021",
+                                node_loc(v),
+                                format!("global param `{name}` contains a `${{...}}` reference"),
+                            )
+                            .help("global params are plain values; reference them from stage params or commands"),
+                        );
+                        continue;
                     }
                     if has_base && !doc.params.contains_key(&name) {
                         doc.added_params.push((name.clone(), key_loc(k)));
@@ -206,18 +206,18 @@ pub fn load_doc(
 
 fn merge_base(doc: &mut Doc, base: Doc, errors: &mut Vec<SpecError>) {
     for (name, (value, loc)) in base.params {
-        if let Some((prev, _)) = doc.params.get(&name) {
-            if prev != &value {
-                errors.push(
-                    SpecError::new(
-                        "E022",
-                        loc,
-                        format!("param `{name}` has different values in two extended files ({prev} and {value})"),
-                    )
-                    .help("set it once in the extending file's `params:`"),
-                );
-                continue;
-            }
+        if let Some((prev, _)) = doc.params.get(&name)
+            && prev != &value
+        {
+            errors.push(
+                SpecError::new(
+                    "E022",
+                    loc,
+                    format!("param `{name}` has different values in two extended files ({prev} and {value})"),
+                )
+                .help("set it once in the extending file's `params:`"),
+            );
+            continue;
         }
         doc.params.insert(name, (value, loc));
     }

@@ -286,17 +286,17 @@ fn parse_outputs(
                     .help("give each output its own port and file"),
             );
         }
-        if let Some(info) = info {
-            if !info.outputs.iter().any(|(p, _)| p == port) {
-                let names: Vec<&str> = info.outputs.iter().map(|(p, _)| p.as_str()).collect();
-                errors.push(
-                    SpecError::new("E034", *loc, format!("kind `{}` has no output `{port}`", info.name)).help(suggest(
-                        port,
-                        &names,
-                        "its outputs",
-                    )),
-                );
-            }
+        if let Some(info) = info
+            && !info.outputs.iter().any(|(p, _)| p == port)
+        {
+            let names: Vec<&str> = info.outputs.iter().map(|(p, _)| p.as_str()).collect();
+            errors.push(
+                SpecError::new("E034", *loc, format!("kind `{}` has no output `{port}`", info.name)).help(suggest(
+                    port,
+                    &names,
+                    "its outputs",
+                )),
+            );
         }
     }
     out.into_iter().map(|(p, f, _)| (p, f)).collect()

@@ -93,7 +93,7 @@ pub fn link(
         }
         if let Some(info) = kinds.iter().find(|k| k.name == stage.kind) {
             for n in &stage.needs {
-                if !info.inputs.iter().any(|p| *p == n.port) {
+                if !info.inputs.contains(&n.port) {
                     let cands: Vec<&str> = info.inputs.iter().map(String::as_str).collect();
                     errors.push(
                         SpecError::new("E064", n.loc, format!("kind `{}` has no input `{}`", info.name, n.port))

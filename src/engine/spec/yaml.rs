@@ -134,10 +134,8 @@ pub fn scalar_value(s: &MarkedScalarNode) -> Value {
     }
     let numeric = text.trim_start_matches(['-', '+']).starts_with(|c: char| c.is_ascii_digit() || c == '.')
         && text.chars().any(|c| c.is_ascii_digit());
-    if numeric {
-        if let Ok(f) = text.parse::<f64>() {
-            return Value::Float(f);
-        }
+    if numeric && let Ok(f) = text.parse::<f64>() {
+        return Value::Float(f);
     }
     Value::Str(text.to_string())
 }
