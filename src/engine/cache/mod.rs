@@ -55,6 +55,7 @@ mod lock;
 mod manifest;
 mod segment;
 mod verify;
+mod view_index;
 mod views;
 
 #[cfg(test)]
@@ -72,6 +73,7 @@ pub use lock::{GcLock, KeyLock, RunLock};
 pub use manifest::{ENGINE_VERSION, MANIFEST_FILE, Manifest, NoRows, OutputRecord, RowCounter, STAGE_LOG};
 pub use segment::escape_segment;
 pub use verify::CacheFault;
+pub use view_index::{ViewEntry, ViewIndex};
 
 use crate::engine::hash::StageKey;
 use layout::{Layout, check_key};

@@ -24,7 +24,7 @@ use std::path::PathBuf;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
-use crate::engine::cache::Cache;
+use crate::engine::cache::{Cache, ViewEntry, ViewIndex};
 use crate::engine::dag::Dag;
 use crate::engine::exec::Executor;
 use crate::engine::hash::StageKey;
@@ -181,6 +181,7 @@ pub fn run(
     }
 
     // 4. Coordinator.
+    let mut views = Views::open(cache, &dag.pipeline.name);
     let mut outcomes: Vec<Option<Outcome>> = vec![None; dag.instances.len()];
     let mut pending_ups: Vec<usize> = jobs.iter().map(|j| j.ups.iter().filter(|&&u| to_run[u]).count()).collect();
     let mut state: Vec<JobState> = vec![JobState::Waiting; jobs.len()];
@@ -195,6 +196,7 @@ pub fn run(
                 JobEnd::new(Status::Cached),
                 &mut outcomes,
                 reporter,
+                &mut views,
                 &mut summary.warnings,
             );
         } else if pending_ups[j] == 0 {
@@ -268,7 +270,7 @@ pub fn run(
                 log: result.log.clone(),
                 because: None,
             };
-            finish_job(dag, cache, &jobs[j], end, &mut outcomes, reporter, &mut summary.warnings);
+            finish_job(dag, cache, &jobs[j], end, &mut outcomes, reporter, &mut views, &mut summary.warnings);
             if status == Status::Failed {
                 // Skip everything downstream.
                 let culprit = dag.instances[jobs[j].rep].name.clone();
@@ -280,7 +282,7 @@ pub fn run(
                     state[d] = JobState::Done(Status::Skipped);
                     ready.remove(&d);
                     let end = JobEnd { because: Some(culprit.clone()), ..JobEnd::new(Status::Skipped) };
-                    finish_job(dag, cache, &jobs[d], end, &mut outcomes, reporter, &mut summary.warnings);
+                    finish_job(dag, cache, &jobs[d], end, &mut outcomes, reporter, &mut views, &mut summary.warnings);
                     stack.extend(jobs[d].downs.iter().copied());
                 }
             } else {
@@ -299,14 +301,7 @@ pub fn run(
     reporter.finish();
 
     // 5. Drop view links of points and stages that are no longer in the pipeline.
-    let mut live = HashSet::new();
-    for (i, inst) in dag.instances.iter().enumerate() {
-        let dir = cache.view_dir(&dag.pipeline.name, dag.stage_name(i), &dag.point_segments(i));
-        live.extend(view_files(inst).into_iter().map(|f| dir.join(f)));
-    }
-    if let Err(e) = cache.prune_views(&dag.pipeline.name, &live) {
-        summary.warnings.push(format!("could not prune stale views: {e}"));
-    }
+    views.finish(dag, cache, &mut summary.warnings);
     summary.outcomes = outcomes.into_iter().flatten().collect();
     summary
 }
@@ -342,11 +337,12 @@ fn finish_job(
     end: JobEnd,
     outcomes: &mut [Option<Outcome>],
     reporter: &mut dyn Reporter,
+    views: &mut Views,
     warnings: &mut Vec<String>,
 ) {
     let JobEnd { status, seconds, error, log, because } = end;
     if matches!(status, Status::Cached | Status::Ran) {
-        update_views(dag, cache, &job.instances, warnings);
+        views.update(dag, cache, &job.instances, warnings);
     }
     for (n, &i) in job.instances.iter().enumerate() {
         let inst = &dag.instances[i];
@@ -375,19 +371,77 @@ fn view_files(inst: &crate::engine::dag::Instance) -> Vec<String> {
     files
 }
 
-/// Point the views and last/ pointers of these instances at their (now cached) key. Done as
-/// each job finishes, so a long or interrupted run still leaves views of what it finished.
-fn update_views(dag: &Dag, cache: &Cache, instances: &[usize], warnings: &mut Vec<String>) {
-    let pipeline = &dag.pipeline.name;
-    for &i in instances {
-        let inst = &dag.instances[i];
-        let point = dag.point_segments(i);
-        let stage = dag.stage_name(i);
-        let res = cache
-            .update_view(pipeline, stage, &point, &inst.key, &view_files(inst))
-            .and_then(|_| cache.set_last(pipeline, stage, &point, &inst.key));
-        if let Err(e) = res {
-            warnings.push(format!("could not update the view of `{}`: {e}", inst.name));
+/// Views and last/ pointers, kept in step with the cache through the view index.
+struct Views {
+    /// The index as read at the start (None: absent or unreadable, so every link is checked).
+    old: Option<ViewIndex>,
+    new: ViewIndex,
+    dirty: bool,
+}
+
+impl Views {
+    fn open(cache: &Cache, pipeline: &str) -> Views {
+        let old = cache.read_view_index(pipeline);
+        Views { new: old.clone().unwrap_or_default(), old, dirty: false }
+    }
+
+    /// Point the views and last/ pointers of these instances at their (now cached) key. Done
+    /// as each job finishes, so a long or interrupted run still leaves views of what it
+    /// finished. An instance whose index entry already matches is not touched.
+    fn update(&mut self, dag: &Dag, cache: &Cache, instances: &[usize], warnings: &mut Vec<String>) {
+        let pipeline = &dag.pipeline.name;
+        for &i in instances {
+            let inst = &dag.instances[i];
+            let entry = ViewEntry {
+                key: inst.key.clone(),
+                stage: dag.stage_name(i).to_string(),
+                point: dag.point_segments(i),
+                files: view_files(inst),
+            };
+            if self.old.as_ref().and_then(|o| o.get(&inst.name)) == Some(&entry) {
+                continue;
+            }
+            let res = cache
+                .update_view(pipeline, &entry.stage, &entry.point, &entry.key, &entry.files)
+                .and_then(|_| cache.set_last(pipeline, &entry.stage, &entry.point, &entry.key));
+            match res {
+                Ok(_) => {
+                    self.new.insert(inst.name.clone(), entry);
+                    self.dirty = true;
+                }
+                Err(e) => warnings.push(format!("could not update the view of `{}`: {e}", inst.name)),
+            }
+        }
+    }
+
+    /// Remove the views of instances that left the pipeline and save the index.
+    fn finish(mut self, dag: &Dag, cache: &Cache, warnings: &mut Vec<String>) {
+        let pipeline = &dag.pipeline.name;
+        let current: HashSet<&str> = dag.instances.iter().map(|i| i.name.as_str()).collect();
+        let stale: Vec<String> = self.new.keys().filter(|n| !current.contains(n.as_str())).cloned().collect();
+        for name in stale {
+            if let Some(e) = self.new.remove(&name) {
+                if let Err(err) = cache.remove_view(pipeline, &e.stage, &e.point, &e.files) {
+                    warnings.push(format!("could not remove the stale view of `{name}`: {err}"));
+                }
+                self.dirty = true;
+            }
+        }
+        if self.old.is_none() {
+            // Without an index, links of earlier states may be anywhere: walk the view tree.
+            let mut live = HashSet::new();
+            for (i, inst) in dag.instances.iter().enumerate() {
+                let dir = cache.view_dir(pipeline, dag.stage_name(i), &dag.point_segments(i));
+                live.extend(view_files(inst).into_iter().map(|f| dir.join(f)));
+            }
+            if let Err(e) = cache.prune_views(pipeline, &live) {
+                warnings.push(format!("could not prune stale views: {e}"));
+            }
+        }
+        if self.dirty {
+            if let Err(e) = cache.write_view_index(pipeline, &self.new) {
+                warnings.push(format!("could not save the view index: {e}"));
+            }
         }
     }
 }

@@ -6,7 +6,7 @@
 //! `sweep:` replaces theirs, a stage it defines with a `kind:` replaces the base stage, and a
 //! stage it lists without `kind:` is a patch that may override `params` and `seed` only.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use marked_yaml::Node;
@@ -40,6 +40,15 @@ pub struct Doc {
     pub seed: Option<Node>,
     pub sweep: Option<Node>,
     pub stages: Vec<RawStage>,
+    /// Stage name -> index in `stages` (pipelines with 10^4 stages make a linear search quadratic).
+    pub index: HashMap<String, usize>,
+}
+
+impl Doc {
+    fn push_stage(&mut self, stage: RawStage) {
+        self.index.insert(stage.name.clone(), self.stages.len());
+        self.stages.push(stage);
+    }
 }
 
 /// Load `path` and, recursively, what it extends.
@@ -60,7 +69,7 @@ pub fn load_doc(
         );
         return None;
     }
-    let (source, map) = load_file(path, sources, errors, from)?;
+    let (source, mut map) = load_file(path, sources, errors, from)?;
     let dir = sources.files[source].dir().to_path_buf();
     check_keys(&map, TOP_KEYS, "the pipeline file (top level)", errors);
 
@@ -128,42 +137,43 @@ pub fn load_doc(
     if let Some(n) = map.get_node("sweep") {
         doc.sweep = Some(n.clone());
     }
-    match map.get_node("stages") {
-        Some(Node::Mapping(stages)) => {
-            for (k, v) in stages.iter() {
+    // Stage bodies are moved out of the tree, not cloned: a pipeline may have 10^4 stages.
+    let stages_node = map.remove("stages");
+    match stages_node {
+        Some(Node::Mapping(mut stages)) => {
+            for (k, v) in std::mem::take(&mut *stages) {
+                let k = &k;
                 if !check_name(k, "stage", errors) {
                     continue;
                 }
                 let name = k.as_str().to_string();
-                let Some(body) = v.as_mapping() else {
-                    errors.push(type_error(
-                        v,
-                        &format!("stages.{name}"),
-                        "a mapping with `kind:` and the stage's fields",
-                    ));
-                    continue;
+                let body = match v {
+                    Node::Mapping(body) => body,
+                    other => {
+                        errors.push(type_error(
+                            &other,
+                            &format!("stages.{name}"),
+                            "a mapping with `kind:` and the stage's fields",
+                        ));
+                        continue;
+                    }
                 };
-                let existing = doc.stages.iter().position(|s| s.name == name);
+                let existing = doc.index.get(&name).copied();
                 match existing {
                     Some(i) if body.get_node("kind").is_none() => {
                         check_keys(
-                            body,
+                            &body,
                             &["params", "seed"],
                             &format!(
                                 "stage `{name}` (a patch of the stage defined in an extended file; give it a `kind:` to replace it instead)"
                             ),
                             errors,
                         );
-                        doc.stages[i].patches.push(body.clone());
+                        doc.stages[i].patches.push(body);
                     }
                     Some(i) => {
-                        doc.stages[i] = RawStage {
-                            name,
-                            loc: key_loc(k),
-                            node: body.clone(),
-                            dir: dir.clone(),
-                            patches: Vec::new(),
-                        };
+                        doc.stages[i] =
+                            RawStage { name, loc: key_loc(k), node: body, dir: dir.clone(), patches: Vec::new() };
                     }
                     None => {
                         if body.get_node("kind").is_none() {
@@ -183,10 +193,10 @@ pub fn load_doc(
                             errors.push(e);
                             continue;
                         }
-                        doc.stages.push(RawStage {
+                        doc.push_stage(RawStage {
                             name,
                             loc: key_loc(k),
-                            node: body.clone(),
+                            node: body,
                             dir: dir.clone(),
                             patches: Vec::new(),
                         });
@@ -194,7 +204,7 @@ pub fn load_doc(
                 }
             }
         }
-        Some(other) => errors.push(type_error(other, "stages", "a mapping of stage names to stages")),
+        Some(other) => errors.push(type_error(&other, "stages", "a mapping of stage names to stages")),
         None if !has_base => errors.push(
             SpecError::new("E014", Loc::of_span(map.span(), 1), "the pipeline has no `stages:`")
                 .help("add `stages:` with at least one stage, or `extends:` another pipeline"),
@@ -223,14 +233,14 @@ fn merge_base(doc: &mut Doc, base: Doc, errors: &mut Vec<SpecError>) {
     }
     doc.added_params.extend(base.added_params);
     for stage in base.stages {
-        if doc.stages.iter().any(|s| s.name == stage.name) {
+        if doc.index.contains_key(&stage.name) {
             errors.push(
                 SpecError::new("E015", stage.loc, format!("stage `{}` is defined by two extended files", stage.name))
                     .help("rename one of them"),
             );
             continue;
         }
-        doc.stages.push(stage);
+        doc.push_stage(stage);
     }
     if base.sweep.is_some() {
         if doc.sweep.is_some() {

@@ -421,8 +421,9 @@ pub fn parse_sweep(node: &Node, field: &str, global: bool, errors: &mut Vec<Spec
                     continue;
                 };
                 let values: Vec<Value> = seq.iter().map(node_value).collect();
+                let mut seen = std::collections::HashSet::with_capacity(values.len());
                 for (i, val) in values.iter().enumerate() {
-                    if values[..i].contains(val) {
+                    if !seen.insert(val) {
                         errors.push(
                             SpecError::new("E051", node_loc(&seq[i]), format!("sweep axis `{name}` lists {val} twice"))
                                 .help("remove the duplicate value"),

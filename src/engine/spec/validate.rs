@@ -21,6 +21,8 @@ pub fn link(
     errors: &mut Vec<SpecError>,
 ) {
     let names: Vec<String> = stages.iter().map(|s| s.name.clone()).collect();
+    let index: std::collections::HashMap<&str, usize> =
+        names.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
     let outputs: Vec<Vec<(String, String)>> = stages.iter().map(|s| s.outputs.clone()).collect();
     let global_axes: BTreeSet<&str> =
         global_sweep.map(|s| s.axes.iter().map(|(a, _)| a.as_str()).collect()).unwrap_or_default();
@@ -37,7 +39,7 @@ pub fn link(
         let declared_ports: BTreeSet<String> = raw.iter().map(|rn| rn.port.clone()).collect();
         // Needs.
         for rn in raw {
-            let Some(up) = names.iter().position(|n| *n == rn.stage) else {
+            let Some(up) = index.get(rn.stage.as_str()).copied() else {
                 let cands: Vec<&str> = names.iter().map(String::as_str).collect();
                 errors.push(
                     SpecError::new(
