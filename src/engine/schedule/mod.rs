@@ -189,16 +189,7 @@ pub fn run(
     for j in 0..jobs.len() {
         if !to_run[j] {
             state[j] = JobState::Done(Status::Cached);
-            finish_job(
-                dag,
-                cache,
-                &jobs[j],
-                JobEnd::new(Status::Cached),
-                &mut outcomes,
-                reporter,
-                &mut views,
-                &mut summary.warnings,
-            );
+            finish_job(dag, cache, &jobs[j], JobEnd::new(Status::Cached), &mut outcomes, reporter, &mut views);
         } else if pending_ups[j] == 0 {
             ready.insert(j);
         }
@@ -270,7 +261,7 @@ pub fn run(
                 log: result.log.clone(),
                 because: None,
             };
-            finish_job(dag, cache, &jobs[j], end, &mut outcomes, reporter, &mut views, &mut summary.warnings);
+            finish_job(dag, cache, &jobs[j], end, &mut outcomes, reporter, &mut views);
             if status == Status::Failed {
                 // Skip everything downstream.
                 let culprit = dag.instances[jobs[j].rep].name.clone();
@@ -282,7 +273,7 @@ pub fn run(
                     state[d] = JobState::Done(Status::Skipped);
                     ready.remove(&d);
                     let end = JobEnd { because: Some(culprit.clone()), ..JobEnd::new(Status::Skipped) };
-                    finish_job(dag, cache, &jobs[d], end, &mut outcomes, reporter, &mut views, &mut summary.warnings);
+                    finish_job(dag, cache, &jobs[d], end, &mut outcomes, reporter, &mut views);
                     stack.extend(jobs[d].downs.iter().copied());
                 }
             } else {
@@ -338,11 +329,10 @@ fn finish_job(
     outcomes: &mut [Option<Outcome>],
     reporter: &mut dyn Reporter,
     views: &mut Views,
-    warnings: &mut Vec<String>,
 ) {
     let JobEnd { status, seconds, error, log, because } = end;
     if matches!(status, Status::Cached | Status::Ran) {
-        views.update(dag, cache, &job.instances, warnings);
+        views.update(dag, cache, &job.instances);
     }
     for (n, &i) in job.instances.iter().enumerate() {
         let inst = &dag.instances[i];
@@ -377,18 +367,19 @@ struct Views {
     old: Option<ViewIndex>,
     new: ViewIndex,
     dirty: bool,
+    warnings: Vec<String>,
 }
 
 impl Views {
     fn open(cache: &Cache, pipeline: &str) -> Views {
         let old = cache.read_view_index(pipeline);
-        Views { new: old.clone().unwrap_or_default(), old, dirty: false }
+        Views { new: old.clone().unwrap_or_default(), old, dirty: false, warnings: Vec::new() }
     }
 
     /// Point the views and last/ pointers of these instances at their (now cached) key. Done
     /// as each job finishes, so a long or interrupted run still leaves views of what it
     /// finished. An instance whose index entry already matches is not touched.
-    fn update(&mut self, dag: &Dag, cache: &Cache, instances: &[usize], warnings: &mut Vec<String>) {
+    fn update(&mut self, dag: &Dag, cache: &Cache, instances: &[usize]) {
         let pipeline = &dag.pipeline.name;
         for &i in instances {
             let inst = &dag.instances[i];
@@ -409,7 +400,7 @@ impl Views {
                     self.new.insert(inst.name.clone(), entry);
                     self.dirty = true;
                 }
-                Err(e) => warnings.push(format!("could not update the view of `{}`: {e}", inst.name)),
+                Err(e) => self.warnings.push(format!("could not update the view of `{}`: {e}", inst.name)),
             }
         }
     }
@@ -438,10 +429,11 @@ impl Views {
                 warnings.push(format!("could not prune stale views: {e}"));
             }
         }
-        if self.dirty {
-            if let Err(e) = cache.write_view_index(pipeline, &self.new) {
-                warnings.push(format!("could not save the view index: {e}"));
-            }
+        if self.dirty
+            && let Err(e) = cache.write_view_index(pipeline, &self.new)
+        {
+            warnings.push(format!("could not save the view index: {e}"));
         }
+        warnings.append(&mut self.warnings);
     }
 }
