@@ -50,7 +50,7 @@ fn reasons(dag: &Dag, i: usize, last: Option<&crate::engine::hash::StageKey>, ca
         return vec![DirtyReason::EntryMissing];
     }
     let Ok(prev) = cache.read_manifest(last) else {
-        return vec![DirtyReason::NeverRan];
+        return vec![DirtyReason::PreviousUnknown];
     };
     let upstream_name = |port: &str| -> Option<String> {
         inst.inputs.iter().find(|(p, _)| p == port).map(|(_, b)| match b {

@@ -194,3 +194,30 @@ fn show_points_to_verify_fix_for_an_unreadable_manifest() {
     p.pipeline(&["verify", "--fix"]).expect_code(0);
     assert_eq!(p.run("p.yaml", &[]).status("a"), "ran");
 }
+
+#[test]
+fn views_come_back_after_gc_removed_the_current_results() {
+    let p = Project::new();
+    p.write(
+        "p.yaml",
+        r#"
+        stages:
+          a:
+            kind: command
+            cmd: echo a > ${outputs.t}
+            outputs: {t: t.txt}
+        "#,
+    );
+    p.run("p.yaml", &[]);
+    assert_eq!(p.view("p/a/t.txt"), "a\n");
+    // Keep only another pipeline's results: the current result of p goes.
+    p.write(
+        "other.yaml",
+        "stages:\n  o:\n    kind: command\n    cmd: echo o > ${outputs.t}\n    outputs: {t: t.txt}\n",
+    );
+    p.pipeline(&["gc", "other.yaml"]).expect_code(0);
+    assert!(fs::symlink_metadata(p.cache().join("views/p/a/t.txt")).is_err());
+    let r = p.run("p.yaml", &[]);
+    assert_eq!(r.status("a"), "ran");
+    assert_eq!(p.view("p/a/t.txt"), "a\n", "the view is rebuilt although the key did not change");
+}

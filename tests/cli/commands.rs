@@ -90,6 +90,18 @@ fn explain_names_a_changed_command_and_seed() {
 }
 
 #[test]
+fn explain_after_gc_of_the_previous_result_says_it_cannot_tell() {
+    let p = project();
+    p.run("p.yaml", &[]);
+    p.write("p.yaml", &PIPELINE.replace("params: {factor: 2}", "params: {factor: 5}"));
+    // Keep only the current keys: the previous `double` entry goes.
+    p.pipeline(&["gc", "p.yaml"]).expect_code(0);
+    let out = p.pipeline(&["explain", "p.yaml", "double"]).expect_code(0);
+    assert!(out.stdout.contains("the previous result was removed (gc)"), "{}", out.stdout);
+    assert!(!out.stdout.contains("no earlier run"), "{}", out.stdout);
+}
+
+#[test]
 fn status_lists_cached_and_missing_instances() {
     let p = project();
     p.run("p.yaml", &["double"]);

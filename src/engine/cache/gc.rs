@@ -3,7 +3,7 @@
 //! Objects are selected by reachability (`roots`), by age (`older_than`, from the manifest's
 //! `created_unix`), or both (unreachable AND old); with neither, no complete object is touched.
 //! Always removed: broken objects (no or unparsable manifest), everything in `tmp/` (the
-//! caller holds the [`GcLock`], so no run is active), view and last links that dangle or point
+//! caller holds the [`GcLock`], so no run is active), view links that dangle or point
 //! into a removed object, and lock files of keys without an object. Failed logs follow the
 //! object rule, with the file's mtime as its age.
 //!
@@ -73,8 +73,17 @@ impl Cache {
         let mut report = GcReport { dry_run: opts.dry_run, ..GcReport::default() };
         self.gc_tmp(&mut report)?;
         let removed = self.gc_objects(opts, &mut report)?;
-        for area in [&self.layout.views, &self.layout.last] {
-            sweep_links(area, &removed, opts.dry_run, &mut report.links_removed)?;
+        // Dangling view links go. last/ pointers stay: `explain` then says the previous result
+        // was removed instead of "never ran". The view indexes describe links that may just
+        // have been removed, so they are dropped and the next run re-checks every link.
+        sweep_links(&self.layout.views, &removed, opts.dry_run, &mut report.links_removed)?;
+        if !removed.is_empty() && !opts.dry_run {
+            for entry in fs::read_dir(&self.layout.last).at("cannot list", &self.layout.last)? {
+                let path = entry.at("cannot list", &self.layout.last)?.path();
+                if path.to_string_lossy().ends_with(".index.json") {
+                    remove_any(&path)?;
+                }
+            }
         }
         self.gc_locks(&removed, &mut report)?;
         self.gc_failed_logs(opts, &mut report)?;

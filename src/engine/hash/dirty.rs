@@ -14,6 +14,9 @@ pub enum DirtyReason {
     NeverRan,
     /// The key is unchanged but its cache entry is gone or broken.
     EntryMissing,
+    /// The key changed, but the previous result's manifest is gone (gc), so the changed
+    /// ingredient cannot be named.
+    PreviousUnknown,
     SchemaChanged {
         old: u32,
         new: u32,
@@ -148,6 +151,10 @@ impl fmt::Display for DirtyReason {
             DirtyReason::EntryMissing => {
                 write!(f, "nothing changed, but the cached result is missing or broken (removed by gc or corrupted)")
             }
+            DirtyReason::PreviousUnknown => write!(
+                f,
+                "something it depends on changed; the previous result was removed (gc), so it cannot say what"
+            ),
             DirtyReason::SchemaChanged { old, new } => {
                 write!(f, "the cache schema changed {old} -> {new} (a new pav-pipeline release)")
             }
