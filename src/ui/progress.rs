@@ -12,6 +12,8 @@ pub struct Progress {
     bar: Option<ProgressBar>,
     done: usize,
     total: usize,
+    /// Instances running now, shown after the bar.
+    running: Vec<String>,
 }
 
 impl Progress {
@@ -26,7 +28,15 @@ impl Progress {
             b.enable_steady_tick(Duration::from_millis(120));
             b
         });
-        Progress { printer: printer.clone(), bar, done: 0, total }
+        Progress { printer: printer.clone(), bar, done: 0, total, running: Vec::new() }
+    }
+
+    fn show_running(&self) {
+        if let Some(b) = &self.bar {
+            let msg =
+                if self.running.is_empty() { String::new() } else { format!("running {}", self.running.join(", ")) };
+            b.set_message(msg);
+        }
     }
 
     fn line(&self, text: String) {
@@ -39,13 +49,16 @@ impl Progress {
 
 impl Reporter for Progress {
     fn started(&mut self, instance: &str) {
-        if let Some(b) = &self.bar {
-            b.set_message(format!("running {instance}"));
-        }
+        self.running.push(instance.to_string());
+        self.show_running();
     }
 
     fn finished(&mut self, o: &Outcome) {
         self.done += 1;
+        if let Some(pos) = self.running.iter().position(|r| *r == o.instance) {
+            self.running.remove(pos);
+            self.show_running();
+        }
         let p = &self.printer;
         let (verb, quiet) = match o.status {
             Status::Cached => (p.dim("cached "), true),
