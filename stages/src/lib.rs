@@ -5,9 +5,12 @@
 //! in [`contract`]: a kind name, an implementation version that enters every cache key, the
 //! ports a kind reads and writes, and a `run` that turns input files into output files.
 //!
-//! For now the crate holds only the contract; the kinds arrive with later issues.
+//! So far: the contract, seeded randomness ([`rng`]) and the planted task ([`tasks`]); the
+//! kinds arrive with later issues.
 
 pub mod contract;
+pub mod rng;
+pub mod tasks;
 
 pub use contract::{PortSpec, Stage, StageContext, StageError, StageInfo};
 
