@@ -2,8 +2,9 @@
 //!
 //! - [`planted`]: the paper's didactic task (one step = one token), with its hint prover and
 //!   exact values.
-//!
-//! `arith` (multi-step arithmetic with a noisy teacher) and `jsonl` (external problems with a
-//! MATH-style checker) follow with the rest of issue 3.
+//! - [`arith`]: multi-step modular arithmetic (one line per step), with a noisy teacher.
+//! - [`jsonl`]: problems from a JSONL file with a MATH-style answer checker.
 
+pub mod arith;
+pub mod jsonl;
 pub mod planted;
