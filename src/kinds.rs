@@ -54,7 +54,8 @@ impl KindRegistry for Builtins {
         let params: serde_json::Map<String, serde_json::Value> =
             job.params.iter().map(|(k, v)| (k.clone(), v.to_json())).collect();
         let inputs: BTreeMap<String, std::path::PathBuf> = job.inputs.clone();
-        let mut ctx = StageContext { params: &params, seed: job.seed, inputs: &inputs, outputs: &job.outputs, log };
+        let mut ctx =
+            StageContext { params: &params, seed: job.seed, dir: job.dir, inputs: &inputs, outputs: &job.outputs, log };
         stage.run(&mut ctx).map_err(|e| e.to_string())
     }
 }

@@ -38,6 +38,9 @@ pub struct StageInfo {
 pub struct StageContext<'a> {
     pub params: &'a serde_json::Map<String, serde_json::Value>,
     pub seed: u64,
+    /// Directory of the pipeline file that defines the stage: relative paths in params are
+    /// relative to it.
+    pub dir: &'a std::path::Path,
     /// Input port -> file (single input) or directory with `axis=value/` sub-directories (gather).
     pub inputs: &'a BTreeMap<String, PathBuf>,
     /// Output port -> path the stage must create.

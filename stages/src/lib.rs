@@ -5,16 +5,19 @@
 //! in [`contract`]: a kind name, an implementation version that enters every cache key, the
 //! ports a kind reads and writes, and a `run` that turns input files into output files.
 //!
-//! So far: the contract, seeded randomness ([`rng`]) and the planted task ([`tasks`]); the
-//! kinds arrive with later issues.
+//! So far: the contract, seeded randomness ([`rng`]), the tasks ([`tasks`]) and the `problems`
+//! kind; the other kinds arrive with later issues.
 
 pub mod contract;
+pub mod params;
+pub mod problems;
 pub mod rng;
+pub mod table;
 pub mod tasks;
 
 pub use contract::{PortSpec, Stage, StageContext, StageError, StageInfo};
 
 /// Every built-in kind, in the order `pipeline kinds` lists them.
 pub fn builtin_kinds() -> Vec<Box<dyn Stage>> {
-    Vec::new()
+    vec![Box::new(problems::Problems)]
 }

@@ -5,6 +5,7 @@
 //! the script a stage runs, or counting executions in files outside the cache), never by
 //! timing.
 
+mod builtin;
 mod cache;
 mod commands;
 mod concurrency;

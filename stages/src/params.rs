@@ -1,0 +1,63 @@
+//! Reading a stage's params (JSON values from the YAML) into typed values, with errors that
+//! name the field, say what was expected, and show what was found. Unknown keys never reach a
+//! stage: the spec validator checks them against the kind's declared params.
+
+use serde_json::{Map, Value};
+
+use crate::contract::StageError;
+
+/// Typed access to a stage's params.
+pub struct Params<'a> {
+    map: &'a Map<String, Value>,
+}
+
+fn bad(field: &str, expected: &str, found: &Value) -> StageError {
+    StageError::Param { field: field.to_string(), message: format!("expected {expected}, found {found}") }
+}
+
+impl<'a> Params<'a> {
+    pub fn new(map: &'a Map<String, Value>) -> Self {
+        Params { map }
+    }
+
+    pub fn str_or(&self, field: &str, default: &str) -> Result<String, StageError> {
+        match self.map.get(field) {
+            None | Some(Value::Null) => Ok(default.to_string()),
+            Some(Value::String(s)) => Ok(s.clone()),
+            Some(v) => Err(bad(field, "a string", v)),
+        }
+    }
+
+    /// A non-negative integer no larger than `max`.
+    pub fn uint_or(&self, field: &str, default: u64, max: u64) -> Result<u64, StageError> {
+        match self.map.get(field) {
+            None | Some(Value::Null) => Ok(default),
+            Some(v) => match v.as_u64() {
+                Some(n) if n <= max => Ok(n),
+                _ => Err(bad(field, &format!("an integer in 0..={max}"), v)),
+            },
+        }
+    }
+
+    /// A number in `[lo, hi]`.
+    pub fn float_or(&self, field: &str, default: f64, lo: f64, hi: f64) -> Result<f64, StageError> {
+        match self.map.get(field) {
+            None | Some(Value::Null) => Ok(default),
+            Some(v) => match v.as_f64() {
+                Some(x) if (lo..=hi).contains(&x) => Ok(x),
+                _ => Err(bad(field, &format!("a number in [{lo}, {hi}]"), v)),
+            },
+        }
+    }
+
+    pub fn str_list_or(&self, field: &str, default: &[&str]) -> Result<Vec<String>, StageError> {
+        match self.map.get(field) {
+            None | Some(Value::Null) => Ok(default.iter().map(|s| s.to_string()).collect()),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|i| i.as_str().map(str::to_string).ok_or_else(|| bad(field, "a list of strings", i)))
+                .collect(),
+            Some(v) => Err(bad(field, "a list of strings", v)),
+        }
+    }
+}
