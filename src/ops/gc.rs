@@ -19,13 +19,14 @@ pub fn parse_age(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
     let n: u64 = num.parse().map_err(|_| format!("`{s}` is not an age; write e.g. 30d, 12h, 45m or 90s"))?;
-    let secs = match unit {
-        "" | "d" => n * 86_400,
-        "h" => n * 3600,
-        "m" => n * 60,
-        "s" => n,
+    let per = match unit {
+        "" | "d" => 86_400,
+        "h" => 3600,
+        "m" => 60,
+        "s" => 1,
         _ => return Err(format!("unknown unit `{unit}` in `{s}`; use d, h, m or s")),
     };
+    let secs = n.checked_mul(per).ok_or_else(|| format!("`{s}` is too long an age; write e.g. 30d or 12h"))?;
     Ok(Duration::from_secs(secs))
 }
 

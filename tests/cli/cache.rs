@@ -221,3 +221,15 @@ fn views_come_back_after_gc_removed_the_current_results() {
     assert_eq!(r.status("a"), "ran");
     assert_eq!(p.view("p/a/t.txt"), "a\n", "the view is rebuilt although the key did not change");
 }
+
+#[test]
+fn gc_refuses_an_age_too_large_to_count_instead_of_wrapping() {
+    // Regression: `n * 86_400` overflowed: a panic in debug builds, and in release a wrapped,
+    // small age that let gc remove recent entries.
+    let p = Project::new();
+    p.write("p.yaml", CHAIN);
+    p.run("p.yaml", &[]);
+    let out = p.pipeline(&["gc", "--older-than", "213503982334602d"]).expect_code(2);
+    assert!(out.stderr.contains("213503982334602d"), "{}", out.stderr);
+    assert_eq!(p.objects().len(), 2);
+}

@@ -358,6 +358,46 @@ fn sweep_errors() {
 }
 
 #[test]
+fn zip_and_exclude_entries_that_would_be_ignored_are_errors() {
+    // Regression: a mixed `zip: [[x, y], z]` silently dropped the group `[x, y]` (x and y then
+    // formed a grid), and an exclude value the axis does not list silently excluded nothing.
+    let (_, out) = spec_error(
+        r#"
+        stages:
+          a:
+            kind: command
+            sweep: {x: [1, 2], y: [3, 4], z: [5, 6], zip: [[x, y], z], exclude: [{x: 1.0}]}
+            cmd: echo ${sweep.x} ${sweep.y} ${sweep.z} > ${outputs.t}
+            outputs: [t]
+        "#,
+    );
+    assert_has(
+        &out,
+        &[
+            "p.yaml:4:52: `stages.a.sweep.zip`: expected an axis name, found a list",
+            "p.yaml:4:78: exclude: axis `x` does not list 1.0, so this excludes nothing",
+        ],
+    );
+}
+
+#[test]
+fn sweep_values_that_render_alike_are_an_error() {
+    // Regression: `[1, "1"]` made two instances named `a[x=1]` whose gather directories
+    // collided, so every downstream gather failed with "File exists".
+    let (_, out) = spec_error(
+        r#"
+        stages:
+          a:
+            kind: command
+            sweep: {x: [1, "1"]}
+            cmd: echo ${sweep.x} > ${outputs.t}
+            outputs: [t]
+        "#,
+    );
+    assert_has(&out, &["p.yaml:4:20: sweep axis `x` lists 1 and \"1\", which both read `1`"]);
+}
+
+#[test]
 fn every_error_is_reported_at_once() {
     let (p, out) = spec_error(
         r#"

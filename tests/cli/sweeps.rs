@@ -349,3 +349,66 @@ fn a_sweep_value_removed_from_the_file_leaves_the_views() {
     assert!(fs::symlink_metadata(p.cache().join("views/p/train/lr=0.2")).is_err());
     assert_eq!(p.view("p/train/lr=0.3/t.txt"), "0.3\n");
 }
+
+#[test]
+fn gather_key_does_not_depend_on_the_order_of_sweep_values() {
+    let p = Project::new();
+    let pipeline = |values: &str| {
+        format!(
+            r#"
+        stages:
+          train:
+            kind: command
+            sweep: {{lr: [{values}]}}
+            cmd: echo ${{sweep.lr}} > ${{outputs.t}}
+            outputs: {{t: t.txt}}
+          summary:
+            kind: command
+            needs: {{runs: "train[*]"}}
+            cmd: ls ${{inputs.runs}} > ${{outputs.t}}
+            outputs: {{t: t.txt}}
+        "#
+        )
+    };
+    p.write("a.yaml", &pipeline("0.1, 0.01, 0.001"));
+    p.write("b.yaml", &pipeline("0.001, 0.1, 0.01"));
+    let (a, b) = (p.keys("a.yaml"), p.keys("b.yaml"));
+    assert_eq!(a["train[lr=0.1]"], b["train[lr=0.1]"]);
+    assert_eq!(a["summary"], b["summary"], "reordering sweep values changes no key");
+}
+
+#[test]
+fn a_stage_joining_two_zipped_global_axes_gets_only_the_sweep_points() {
+    let p = Project::new();
+    p.write(
+        "base.yaml",
+        r#"
+        params: {k: 1, alpha: 10}
+        stages:
+          a:
+            kind: command
+            cmd: echo "${params.k}" > ${outputs.t}
+            outputs: {t: t.txt}
+          b:
+            kind: command
+            cmd: echo "${params.alpha}" > ${outputs.t}
+            outputs: {t: t.txt}
+          c:
+            kind: command
+            needs: {a: a, b: b}
+            cmd: cat ${inputs.a} ${inputs.b} > ${outputs.t}
+            outputs: {t: t.txt}
+        "#,
+    );
+    p.write(
+        "zip.yaml",
+        "extends: base.yaml\nsweep: {params.k: [1, 2], params.alpha: [10, 20], zip: [[params.k, params.alpha]]}\n",
+    );
+    p.write(
+        "ex.yaml",
+        "extends: base.yaml\nsweep: {params.k: [1, 2], params.alpha: [10, 20], exclude: [{params.k: 1, params.alpha: 20}]}\n",
+    );
+    let c = |file: &str| -> Vec<String> { p.instances(file).into_iter().filter(|i| i.starts_with("c[")).collect() };
+    assert_eq!(c("zip.yaml"), ["c[k=1,alpha=10]", "c[k=2,alpha=20]"]);
+    assert_eq!(c("ex.yaml"), ["c[k=1,alpha=10]", "c[k=2,alpha=10]", "c[k=2,alpha=20]"]);
+}

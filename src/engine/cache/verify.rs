@@ -158,6 +158,18 @@ mod tests {
     }
 
     #[test]
+    fn manifest_with_a_non_ascii_key_is_a_fault_not_a_panic() {
+        let (_dir, cache) = open_cache();
+        let (key, mut m) = commit_entry(&cache, "a", &[("table", "t.csv", b"abc")]);
+        // 11 ASCII bytes, then a 2-byte character across byte 12.
+        m.key = StageKey(format!("{}é{}", "a".repeat(11), "b".repeat(51)));
+        fs::write(cache.object_dir(&key).join(MANIFEST_FILE), serde_json::to_vec(&m).unwrap()).unwrap();
+        let fault = cache.verify(&key).unwrap_err();
+        assert!(matches!(fault, CacheFault::BadManifest { .. }), "{fault:?}");
+        assert!(fault.to_string().contains("aaaaaaaaaaa"), "{fault}");
+    }
+
+    #[test]
     fn size_change_and_deleted_output_are_reported() {
         let (_dir, cache) = open_cache();
         let (key, _) = commit_entry(&cache, "a", &[("table", "t.csv", b"abc"), ("fig", "f.txt", b"z")]);

@@ -128,7 +128,10 @@ impl<'p> Expander<'p> {
                         .into_iter()
                         .map(|(kept, members)| {
                             let ups: Vec<usize> = members.iter().map(|(_, i)| *i).collect();
-                            let points = members.into_iter().map(|(sub, i)| (self.render_point(&sub), i)).collect();
+                            let mut points: Vec<_> =
+                                members.into_iter().map(|(sub, i)| (self.render_point(&sub), i)).collect();
+                            // Sorted by hive path: the order of values in the YAML is no ingredient.
+                            points.sort();
                             (kept, vec![(need.port.clone(), Binding::Gather { file: file.clone(), points })], ups)
                         })
                         .collect()
@@ -140,10 +143,14 @@ impl<'p> Expander<'p> {
         let n_global = self.n_global();
         let mut wanted: Vec<u32> =
             stage.global_refs.iter().filter_map(|g| self.axis_id(g)).filter(|&a| a < n_global).collect();
-        if !wanted.is_empty() {
-            if let Some((pt, _, _)) = rows.first() {
-                wanted.extend(pt.iter().map(|(a, _)| *a).filter(|&a| a < n_global));
-            }
+        let received: Vec<u32> = rows
+            .first()
+            .map(|(pt, _, _)| pt.iter().map(|(a, _)| *a).filter(|&a| a < n_global).collect())
+            .unwrap_or_default();
+        // Global axes that arrive through different inputs were joined as a grid: they too are
+        // filtered through the sweep's points, so zip and exclude hold downstream.
+        if !wanted.is_empty() || received.len() > 1 {
+            wanted.extend(received);
             wanted.sort_unstable();
             wanted.dedup();
             let mut proj: Vec<Point> = self

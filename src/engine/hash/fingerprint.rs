@@ -20,7 +20,8 @@ pub struct StageKey(pub String);
 impl StageKey {
     /// The first 12 hex characters, for humans.
     pub fn short(&self) -> &str {
-        &self.0[..12.min(self.0.len())]
+        // By characters: a key read from a damaged manifest may hold anything.
+        self.0.char_indices().nth(12).map_or(&self.0, |(i, _)| &self.0[..i])
     }
 
     /// True if `s` looks like a key (64 lowercase hex characters).

@@ -117,7 +117,8 @@ pub fn parse_stage(
     }
     if let Some(info) = info {
         let allowed: Vec<&str> = info.params.iter().map(String::as_str).collect();
-        if let Some(Node::Mapping(m)) = map.get_node("params") {
+        // The stage's own params and those of every patch from an extending file.
+        for m in std::iter::once(map).chain(&raw.patches).filter_map(|b| b.get_node("params")?.as_mapping()) {
             for k in m.keys() {
                 if !allowed.contains(&k.as_str()) {
                     errors.push(
@@ -422,11 +423,27 @@ pub fn parse_sweep(node: &Node, field: &str, global: bool, errors: &mut Vec<Spec
                 };
                 let values: Vec<Value> = seq.iter().map(node_value).collect();
                 let mut seen = std::collections::HashSet::with_capacity(values.len());
+                let mut texts = std::collections::HashMap::with_capacity(values.len());
                 for (i, val) in values.iter().enumerate() {
                     if !seen.insert(val) {
                         errors.push(
                             SpecError::new("E051", node_loc(&seq[i]), format!("sweep axis `{name}` lists {val} twice"))
                                 .help("remove the duplicate value"),
+                        );
+                    } else if let Some(prev) = texts.insert(val.render(), val)
+                        && prev != val
+                    {
+                        // Instance names, view and gather directories show the rendered text.
+                        errors.push(
+                            SpecError::new(
+                                "E051",
+                                node_loc(&seq[i]),
+                                format!(
+                                    "sweep axis `{name}` lists {prev} and {val}, which both read `{}`",
+                                    val.render()
+                                ),
+                            )
+                            .help("use values of one type, e.g. all numbers or all quoted strings"),
                         );
                     }
                     if matches!(val, Value::List(_) | Value::Map(_) | Value::Null) {
@@ -446,7 +463,10 @@ pub fn parse_sweep(node: &Node, field: &str, global: bool, errors: &mut Vec<Spec
     }
     let known: Vec<String> = sweep.axes.iter().map(|(n, _)| n.clone()).collect();
     let resolve_axis = |n: &Node, errors: &mut Vec<SpecError>| -> Option<String> {
-        let s = n.as_scalar()?;
+        let Some(s) = n.as_scalar() else {
+            errors.push(type_error(n, &format!("{field}.zip"), "an axis name"));
+            return None;
+        };
         let name = axis_name(s.as_str()).unwrap_or_else(|| s.as_str().to_string());
         if known.contains(&name) {
             Some(name)
@@ -507,7 +527,25 @@ pub fn parse_sweep(node: &Node, field: &str, global: bool, errors: &mut Vec<Spec
                     for (k, v) in im.iter() {
                         let key_node = Node::Scalar(k.clone());
                         if let Some(name) = resolve_axis(&key_node, errors) {
-                            point.insert(name, node_value(v));
+                            let value = node_value(v);
+                            let listed = sweep.axes.iter().find(|(a, _)| *a == name).map(|(_, vals)| vals);
+                            if let Some(vals) = listed.filter(|vals| !vals.contains(&value)) {
+                                let shown: Vec<String> = vals.iter().take(12).map(ToString::to_string).collect();
+                                errors.push(
+                                    SpecError::new(
+                                        "E053",
+                                        node_loc(v),
+                                        format!(
+                                            "exclude: axis `{name}` does not list {value}, so this excludes nothing"
+                                        ),
+                                    )
+                                    .help(format!(
+                                        "its values are {} (types matter: 1, 1.0 and \"1\" differ)",
+                                        shown.join(", ")
+                                    )),
+                                );
+                            }
+                            point.insert(name, value);
                         }
                     }
                     sweep.exclude.push(point);
@@ -549,4 +587,30 @@ fn parse_resources(node: &Node, field: &str, errors: &mut Vec<SpecError>) -> Res
         r.gpus = g;
     }
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_patch_cannot_add_a_param_that_a_builtin_kind_does_not_have() {
+        let fit = KindInfo {
+            name: "fit".into(),
+            version: 1,
+            doc: String::new(),
+            params: vec!["lr".into()],
+            inputs: Vec::new(),
+            outputs: vec![("model".into(), "model.bin".into())],
+        };
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("base.yaml"), "stages:\n  train:\n    kind: fit\n    params: {lr: 0.1}\n")
+            .unwrap();
+        std::fs::write(d.path().join("p.yaml"), "extends: base.yaml\nstages:\n  train:\n    params: {lrr: 0.2}\n")
+            .unwrap();
+        let errors = crate::engine::spec::load(&d.path().join("p.yaml"), std::slice::from_ref(&fit)).unwrap_err();
+        let e017: Vec<&SpecError> = errors.errors.iter().filter(|e| e.code == "E017").collect();
+        assert_eq!(e017.len(), 1, "{:?}", errors.errors);
+        assert!(e017[0].message.contains("`lrr`") && e017[0].loc.is_some_and(|l| l.line == 4), "{:?}", e017[0]);
+    }
 }
