@@ -28,6 +28,13 @@ pub fn verify(ctx: &Context, opts: &VerifyOpts) -> Result<(), OpError> {
         if let Err(fault) = cache.verify(k) {
             broken += 1;
             if opts.fix {
+                // Re-check under the key's lock: a concurrent run may have just replaced it.
+                let _lock =
+                    cache.lock_key(k).map_err(|e| OpError::Failed(format!("cannot lock {}: {e}", k.short())))?;
+                if cache.verify(k).is_ok() {
+                    broken -= 1;
+                    continue;
+                }
                 match cache.quarantine(k) {
                     Ok(()) => p.warn(&format!("{fault}; removed")),
                     Err(e) => p.warn(&format!("{fault}; could not remove it: {e}")),

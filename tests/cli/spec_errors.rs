@@ -479,3 +479,22 @@ fn extends_errors_point_into_the_extending_file() {
         ],
     );
 }
+
+#[test]
+fn two_bases_with_different_seeds_are_an_error() {
+    let p = Project::new();
+    p.write("a.yaml", "seed: 1\nstages:\n  a:\n    kind: command\n    cmd: echo a > ${outputs.t}\n    outputs: [t]\n");
+    p.write("b.yaml", "seed: 2\nstages:\n  b:\n    kind: command\n    cmd: echo b > ${outputs.t}\n    outputs: [t]\n");
+    p.write("both.yaml", "extends: [a.yaml, b.yaml]\n");
+    let out = p.pipeline(&["plan", "both.yaml"]).expect_code(2);
+    assert_has(&out, &["two extended files set different `seed:` values", "b.yaml:1:7"]);
+    // Setting it in the extending file settles it; so does a param set differently by both.
+    p.write("both.yaml", "extends: [a.yaml, b.yaml]\nseed: 3\n");
+    p.pipeline(&["plan", "both.yaml"]).expect_code(0);
+    p.write("a.yaml", &format!("params: {{n: 1}}\n{}", p.read("a.yaml")));
+    p.write("b.yaml", &format!("params: {{n: 2}}\n{}", p.read("b.yaml")));
+    let out = p.pipeline(&["plan", "both.yaml"]).expect_code(2);
+    assert_has(&out, &["param `n` has different values in two extended files (1 and 2)"]);
+    p.write("both.yaml", "extends: [a.yaml, b.yaml]\nseed: 3\nparams: {n: 5}\n");
+    p.pipeline(&["plan", "both.yaml"]).expect_code(0);
+}

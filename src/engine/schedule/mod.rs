@@ -163,18 +163,13 @@ pub fn run(
             continue;
         }
         let key = &dag.instances[jobs[u].rep].key;
-        if let Err(fault) = cache.verify(key) {
+        if let Err(fault) = verify_under_lock(cache, key) {
             let msg = format!(
                 "cache entry of `{}` is broken ({fault}); it will be recomputed",
                 dag.instances[jobs[u].rep].name
             );
             reporter.warn(&msg);
             summary.warnings.push(msg);
-            if let Err(e) = cache.quarantine(key) {
-                let msg = format!("could not remove the broken entry {}: {e}", key.short());
-                reporter.warn(&msg);
-                summary.warnings.push(msg);
-            }
             to_run[u] = true;
             stack.extend(jobs[u].ups.iter().copied());
         }
@@ -435,5 +430,22 @@ impl Views {
             warnings.push(format!("could not save the view index: {e}"));
         }
         warnings.append(&mut self.warnings);
+    }
+}
+
+/// Verify an entry and, if it is broken, remove it, both under the key's lock: another run may
+/// be replacing the same broken entry with a good one, which must not be removed. Returns the
+/// fault of an entry that was broken (and is now gone, or about to be replaced).
+fn verify_under_lock(cache: &Cache, key: &StageKey) -> Result<(), String> {
+    if cache.verify(key).is_ok() {
+        return Ok(());
+    }
+    let _lock = cache.lock_key(key).map_err(|e| format!("cannot lock it: {e}"))?;
+    match cache.verify(key) {
+        Ok(_) => Ok(()),
+        Err(fault) => match cache.quarantine(key) {
+            Ok(()) => Err(fault.to_string()),
+            Err(e) => Err(format!("{fault}; removing it failed: {e}")),
+        },
     }
 }

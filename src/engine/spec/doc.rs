@@ -40,6 +40,9 @@ pub struct Doc {
     pub seed: Option<Node>,
     pub sweep: Option<Node>,
     pub stages: Vec<RawStage>,
+    /// Values that two bases set differently, keyed `params.NAME` or `seed`: an error unless
+    /// the extending file sets them itself.
+    pub conflicts: BTreeMap<String, SpecError>,
     /// Stage name -> index in `stages` (pipelines with 10^4 stages make a linear search quadratic).
     pub index: HashMap<String, usize>,
 }
@@ -125,6 +128,7 @@ pub fn load_doc(
                     if has_base && !doc.params.contains_key(&name) {
                         doc.added_params.push((name.clone(), key_loc(k)));
                     }
+                    doc.conflicts.remove(&format!("params.{name}"));
                     doc.params.insert(name, (node_value(v), node_loc(v)));
                 }
             }
@@ -132,6 +136,7 @@ pub fn load_doc(
         }
     }
     if let Some(n) = map.get_node("seed") {
+        doc.conflicts.remove("seed");
         doc.seed = Some(n.clone());
     }
     if let Some(n) = map.get_node("sweep") {
@@ -211,6 +216,10 @@ pub fn load_doc(
         ),
         None => {}
     }
+    if chain.is_empty() {
+        // The main file: conflicts between its bases that it did not settle are errors.
+        errors.extend(std::mem::take(&mut doc.conflicts).into_values());
+    }
     Some(doc)
 }
 
@@ -219,19 +228,19 @@ fn merge_base(doc: &mut Doc, base: Doc, errors: &mut Vec<SpecError>) {
         if let Some((prev, _)) = doc.params.get(&name)
             && prev != &value
         {
-            errors.push(
-                SpecError::new(
-                    "E022",
-                    loc,
-                    format!("param `{name}` has different values in two extended files ({prev} and {value})"),
-                )
-                .help("set it once in the extending file's `params:`"),
-            );
+            let e = SpecError::new(
+                "E022",
+                loc,
+                format!("param `{name}` has different values in two extended files ({prev} and {value})"),
+            )
+            .help("set it once in the extending file's `params:`");
+            doc.conflicts.insert(format!("params.{name}"), e);
             continue;
         }
         doc.params.insert(name, (value, loc));
     }
     doc.added_params.extend(base.added_params);
+    doc.conflicts.extend(base.conflicts);
     for stage in base.stages {
         if doc.index.contains_key(&stage.name) {
             errors.push(
@@ -255,7 +264,17 @@ fn merge_base(doc: &mut Doc, base: Doc, errors: &mut Vec<SpecError>) {
         }
         doc.sweep = base.sweep;
     }
-    if base.seed.is_some() {
-        doc.seed = base.seed;
+    if let Some(seed) = base.seed {
+        let text = |n: &Node| n.as_scalar().map(|s| s.as_str().to_string());
+        if let Some(prev) = doc.seed.as_ref().filter(|prev| text(prev) != text(&seed)) {
+            let e = SpecError::new("E022", node_loc(&seed), "two extended files set different `seed:` values").help(
+                format!(
+                    "set `seed:` once in the extending file (the other file has {})",
+                    text(prev).unwrap_or_else(|| "a non-scalar".into())
+                ),
+            );
+            doc.conflicts.insert("seed".into(), e);
+        }
+        doc.seed = Some(seed);
     }
 }

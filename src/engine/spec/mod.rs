@@ -50,7 +50,7 @@ pub fn load(path: &Path, kinds: &[KindInfo]) -> Result<Pipeline, SpecErrors> {
             }
         },
     };
-    let global_sweep = doc.sweep.as_ref().and_then(|n| stage::parse_sweep(n, "sweep", true, &mut errors));
+    let global_sweep = doc.sweep.as_ref().and_then(|n| sweep::parse_sweep(n, "sweep", true, &mut errors));
     if let Some(s) = &global_sweep {
         validate::check_global_sweep(s, &params, &mut errors);
     }

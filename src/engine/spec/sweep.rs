@@ -1,8 +1,14 @@
-//! Sweep points: the grid of all axes, zipped groups advancing together, excluded points
-//! removed. Points come out in a fixed order (first axis slowest), so instance order and every
-//! derived listing is deterministic.
+//! Sweeps: parsing a `sweep:` mapping (axes, `zip`, `exclude`) and its points: the grid of all
+//! axes, zipped groups advancing together, excluded points removed. Points come out in a fixed
+//! order (first axis slowest), so instance order and every derived listing is deterministic.
 
+use std::collections::BTreeMap;
+
+use marked_yaml::Node;
+
+use super::diag::{SpecError, suggest};
 use super::model::Sweep;
+use super::yaml::{is_name, key_loc, node_loc, node_value, type_error};
 use crate::engine::value::Value;
 
 impl Sweep {
@@ -59,6 +65,183 @@ impl Sweep {
             ex.iter().all(|(axis, v)| self.axes.iter().position(|(n, _)| n == axis).is_some_and(|i| &point[i] == v))
         })
     }
+}
+
+/// A sweep mapping: axes (`name: [values]`, or `params.name` when `global`), `zip`, `exclude`.
+pub fn parse_sweep(node: &Node, field: &str, global: bool, errors: &mut Vec<SpecError>) -> Option<Sweep> {
+    let Some(m) = node.as_mapping() else {
+        errors.push(type_error(node, field, "a mapping of axes to lists of values"));
+        return None;
+    };
+    let mut sweep = Sweep { loc: node_loc(node), ..Default::default() };
+    let axis_name = |k: &str| -> Option<String> {
+        if global { k.strip_prefix("params.").map(str::to_string) } else { Some(k.to_string()) }
+    };
+    for (k, v) in m.iter() {
+        match k.as_str() {
+            "zip" | "exclude" => continue,
+            key => {
+                let Some(name) = axis_name(key).filter(|n| is_name(n)) else {
+                    let expected = if global {
+                        "`params.NAME` (a whole-pipeline sweep sweeps global params)"
+                    } else {
+                        "an axis name"
+                    };
+                    errors.push(
+                        SpecError::new("E050", key_loc(k), format!("sweep axis `{key}`: expected {expected}"))
+                            .label("invalid axis")
+                            .help(if global {
+                                "write `params.NAME: [v1, v2]`, `zip:` or `exclude:`".to_string()
+                            } else {
+                                "use letters, digits, `_` and `-`".to_string()
+                            }),
+                    );
+                    continue;
+                };
+                let Some(seq) = v.as_sequence().filter(|s| !s.is_empty()) else {
+                    errors.push(type_error(v, &format!("{field}.{key}"), "a non-empty list of values"));
+                    continue;
+                };
+                let values: Vec<Value> = seq.iter().map(node_value).collect();
+                let mut seen = std::collections::HashSet::with_capacity(values.len());
+                let mut texts = std::collections::HashMap::with_capacity(values.len());
+                for (i, val) in values.iter().enumerate() {
+                    if !seen.insert(val) {
+                        errors.push(
+                            SpecError::new("E051", node_loc(&seq[i]), format!("sweep axis `{name}` lists {val} twice"))
+                                .help("remove the duplicate value"),
+                        );
+                    } else if let Some(prev) = texts.insert(val.render(), val)
+                        && prev != val
+                    {
+                        // Instance names, view and gather directories show the rendered text.
+                        errors.push(
+                            SpecError::new(
+                                "E051",
+                                node_loc(&seq[i]),
+                                format!(
+                                    "sweep axis `{name}` lists {prev} and {val}, which both read `{}`",
+                                    val.render()
+                                ),
+                            )
+                            .help("use values of one type, e.g. all numbers or all quoted strings"),
+                        );
+                    }
+                    if matches!(val, Value::List(_) | Value::Map(_) | Value::Null) {
+                        errors.push(
+                            SpecError::new(
+                                "E052",
+                                node_loc(&seq[i]),
+                                format!("sweep axis `{name}`: values must be scalars, found {}", val.type_name()),
+                            )
+                            .help("sweep over names or numbers and look the structure up in params"),
+                        );
+                    }
+                }
+                sweep.axes.push((name, values));
+            }
+        }
+    }
+    let known: Vec<String> = sweep.axes.iter().map(|(n, _)| n.clone()).collect();
+    let resolve_axis = |n: &Node, errors: &mut Vec<SpecError>| -> Option<String> {
+        let Some(s) = n.as_scalar() else {
+            errors.push(type_error(n, &format!("{field}.zip"), "an axis name"));
+            return None;
+        };
+        let name = axis_name(s.as_str()).unwrap_or_else(|| s.as_str().to_string());
+        if known.contains(&name) {
+            Some(name)
+        } else {
+            let k: Vec<&str> = known.iter().map(String::as_str).collect();
+            errors.push(
+                SpecError::new("E053", node_loc(n), format!("`{}` is not an axis of this sweep", s.as_str()))
+                    .help(suggest(&name, &k, "axes")),
+            );
+            None
+        }
+    };
+    if let Some(z) = m.get_node("zip") {
+        let groups: Vec<&Node> = match z.as_sequence() {
+            Some(s) if s.iter().all(|g| g.as_sequence().is_some()) => s.iter().collect(),
+            Some(s) => vec![z].into_iter().filter(|_| !s.is_empty()).collect(),
+            None => {
+                errors.push(type_error(z, &format!("{field}.zip"), "a list of axis groups, e.g. [[a, b]]"));
+                Vec::new()
+            }
+        };
+        for g in groups {
+            let names: Vec<String> =
+                g.as_sequence().map(|s| s.iter().filter_map(|n| resolve_axis(n, errors)).collect()).unwrap_or_default();
+            let lens: Vec<usize> =
+                names.iter().filter_map(|n| sweep.axes.iter().find(|(a, _)| a == n).map(|(_, v)| v.len())).collect();
+            if lens.windows(2).any(|w| w[0] != w[1]) {
+                errors.push(
+                    SpecError::new(
+                        "E054",
+                        node_loc(g),
+                        format!(
+                            "zipped axes {} have different lengths ({})",
+                            names.join(", "),
+                            lens.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+                        ),
+                    )
+                    .help("zipped axes advance together and need the same number of values"),
+                );
+            }
+            if names.iter().any(|n| sweep.zip.iter().any(|other| other.contains(n))) {
+                errors.push(
+                    SpecError::new("E055", node_loc(g), "an axis appears in two zip groups").help("merge the groups"),
+                );
+            }
+            sweep.zip.push(names);
+        }
+    }
+    if let Some(ex) = m.get_node("exclude") {
+        match ex.as_sequence() {
+            Some(items) => {
+                for item in items.iter() {
+                    let Some(im) = item.as_mapping() else {
+                        errors.push(type_error(item, &format!("{field}.exclude"), "a mapping axis -> value"));
+                        continue;
+                    };
+                    let mut point = BTreeMap::new();
+                    for (k, v) in im.iter() {
+                        let key_node = Node::Scalar(k.clone());
+                        if let Some(name) = resolve_axis(&key_node, errors) {
+                            let value = node_value(v);
+                            let listed = sweep.axes.iter().find(|(a, _)| *a == name).map(|(_, vals)| vals);
+                            if let Some(vals) = listed.filter(|vals| !vals.contains(&value)) {
+                                let shown: Vec<String> = vals.iter().take(12).map(ToString::to_string).collect();
+                                errors.push(
+                                    SpecError::new(
+                                        "E053",
+                                        node_loc(v),
+                                        format!(
+                                            "exclude: axis `{name}` does not list {value}, so this excludes nothing"
+                                        ),
+                                    )
+                                    .help(format!(
+                                        "its values are {} (types matter: 1, 1.0 and \"1\" differ)",
+                                        shown.join(", ")
+                                    )),
+                                );
+                            }
+                            point.insert(name, value);
+                        }
+                    }
+                    sweep.exclude.push(point);
+                }
+            }
+            None => {
+                errors.push(type_error(ex, &format!("{field}.exclude"), "a list of points (mappings axis -> value)"))
+            }
+        }
+    }
+    if sweep.axes.is_empty() {
+        errors.push(SpecError::new("E056", node_loc(node), "the sweep has no axes").help("add `axis: [v1, v2]`"));
+        return None;
+    }
+    Some(sweep)
 }
 
 #[cfg(test)]
