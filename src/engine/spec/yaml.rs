@@ -121,10 +121,15 @@ pub fn scalar_value(s: &MarkedScalarNode) -> Value {
     }
     match text {
         "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
-        ".inf" | "+.inf" => return Value::Float(f64::INFINITY),
-        "-.inf" => return Value::Float(f64::NEG_INFINITY),
-        ".nan" | ".NaN" => return Value::Float(f64::NAN),
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => return Value::Float(f64::INFINITY),
+        "-.inf" | "-.Inf" | "-.INF" => return Value::Float(f64::NEG_INFINITY),
+        ".nan" | ".NaN" | ".NAN" => return Value::Float(f64::NAN),
         _ => {}
+    }
+    // YAML 1.2 core schema: 0o17 (octal) and 0x1F (hex) integers.
+    let radix = |prefix: &str, r: u32| text.strip_prefix(prefix).and_then(|d| i64::from_str_radix(d, r).ok());
+    if let Some(i) = radix("0o", 8).or_else(|| radix("0x", 16)) {
+        return Value::Int(i);
     }
     if let Some(b) = s.as_bool() {
         return Value::Bool(b);
@@ -187,4 +192,35 @@ pub fn check_name(key: &MarkedScalarNode, what: &str, errors: &mut Vec<SpecError
             .help("use letters, digits, `_` and `-` (no dots, brackets or spaces)"),
     );
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use marked_yaml::Node;
+
+    use super::*;
+
+    fn typed(yaml: &str) -> Value {
+        let options = LoaderOptions::default().prevent_coercion(true);
+        let node = marked_yaml::parse_yaml_with_options(0, format!("v: {yaml}"), options).unwrap();
+        match node.as_mapping().and_then(|m| m.get_node("v")) {
+            Some(Node::Scalar(s)) => scalar_value(s),
+            _ => panic!("no scalar"),
+        }
+    }
+
+    #[test]
+    fn yaml_core_schema_scalars() {
+        assert_eq!(typed("3"), Value::Int(3));
+        assert_eq!(typed("3.0"), Value::Float(3.0));
+        assert_eq!(typed("'3'"), Value::Str("3".into()));
+        assert_eq!(typed("True"), Value::Bool(true));
+        assert_eq!(typed("yes"), Value::Str("yes".into()));
+        assert_eq!(typed("~"), Value::Null);
+        assert_eq!(typed("0x1F"), Value::Int(31));
+        assert_eq!(typed("0o17"), Value::Int(15));
+        assert_eq!(typed(".Inf"), Value::Float(f64::INFINITY));
+        assert_eq!(typed("1e-3"), Value::Float(0.001));
+        assert_eq!(typed("abc1"), Value::Str("abc1".into()));
+    }
 }
