@@ -112,7 +112,7 @@ fn print_summary(ctx: &Context, pipeline: &str, s: &RunSummary, seconds: f64) {
         p.info(&format!("skipped: {}", skipped_by.join(", ")));
     }
     let line = format!("{pipeline}: {ran} ran, {cached} cached, {failed} failed, {skipped} skipped in {seconds:.2}s");
-    if failed > 0 { p.info(&p.red(&line)) } else { p.info(&p.green(&line)) }
+    if failed > 0 { p.summary(&p.red(&line)) } else { p.summary(&p.green(&line)) }
 }
 
 /// The last `n` lines of a log file.

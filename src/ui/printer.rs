@@ -52,6 +52,11 @@ impl Printer {
         }
     }
 
+    /// A closing summary line on stderr, printed even with `--quiet`.
+    pub fn summary(&self, line: &str) {
+        let _ = writeln!(std::io::stderr().lock(), "{line}");
+    }
+
     pub fn warn(&self, msg: &str) {
         let _ = writeln!(std::io::stderr().lock(), "{} {msg}", self.yellow("warning:"));
     }

@@ -216,3 +216,12 @@ fn kinds_lists_command() {
     let out = p.pipeline(&["kinds"]).expect_code(0);
     assert!(out.stdout.contains("command"), "{}", out.stdout);
 }
+
+#[test]
+fn quiet_runs_print_only_the_summary() {
+    let p = project();
+    let out = p.pipeline(&["-q", "run", "p.yaml"]).expect_code(0);
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{}", out.stderr);
+    assert!(lines[0].starts_with("p: 5 ran, 0 cached, 0 failed, 0 skipped"), "{}", out.stderr);
+}
