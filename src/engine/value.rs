@@ -61,14 +61,7 @@ impl Value {
         }
     }
 
-    pub fn as_str(&self) -> Option<&str> {
-        match self {
-            Value::Str(s) => Some(s),
-            _ => None,
-        }
-    }
-
-    /// Convert into a JSON value (floats that JSON cannot hold become strings).
+    /// Convert into a JSON value (NaN and infinities, which JSON cannot hold, become null).
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
     }

@@ -15,7 +15,8 @@ pub struct ExplainOpts {
 pub fn explain(ctx: &Context, opts: &ExplainOpts) -> Result<(), OpError> {
     let dag = ctx.load(&opts.file)?;
     let targets = select::matching(&dag, std::slice::from_ref(&opts.stage)).map_err(unknown_target)?;
-    let selected = select::with_ancestors(&dag, std::slice::from_ref(&opts.stage)).map_err(unknown_target)?;
+    // A decision depends only on the instance itself, so only the targets are decided.
+    let selected: Vec<bool> = (0..dag.instances.len()).map(|i| targets.contains(&i)).collect();
     let cache = ctx.open_cache()?;
     let p = &ctx.printer;
     if targets.is_empty() {
@@ -24,7 +25,7 @@ pub fn explain(ctx: &Context, opts: &ExplainOpts) -> Result<(), OpError> {
             opts.stage
         ));
     }
-    for d in decide(&dag, &selected, &cache).into_iter().filter(|d| targets.contains(&d.index)) {
+    for d in decide(&dag, &selected, &cache, true) {
         let inst = &dag.instances[d.index];
         let prev = d.previous.as_deref().map(|k| format!(", previous {}", &k[..12.min(k.len())])).unwrap_or_default();
         if d.cached {

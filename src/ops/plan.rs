@@ -27,16 +27,20 @@ pub struct Decision {
 
 /// Decide every selected instance: cached (its key is in the cache) or, with reasons, run.
 /// The same lookup as `pipeline run` makes, so plan and run agree.
-pub fn decide(dag: &Dag, selected: &[bool], cache: &Cache) -> Vec<Decision> {
+/// The previous key (a `readlink`) is looked up for instances that will run, and for cached
+/// ones only when `previous_of_cached` is set (`explain` says whether anything changed).
+pub fn decide(dag: &Dag, selected: &[bool], cache: &Cache, previous_of_cached: bool) -> Vec<Decision> {
     let mut out = Vec::new();
     for (i, inst) in dag.instances.iter().enumerate() {
         if !selected[i] {
             continue;
         }
-        let stage = dag.stage_name(i);
-        let point = dag.point_segments(i);
-        let last = cache.last(&dag.pipeline.name, stage, &point);
         let cached = cache.has_entry(&inst.key);
+        let last = if cached && !previous_of_cached {
+            None
+        } else {
+            cache.last(&dag.pipeline.name, dag.stage_name(i), &dag.point_segments(i))
+        };
         let reasons = if cached { Vec::new() } else { reasons(dag, i, last.as_ref(), cache) };
         out.push(Decision { index: i, cached, reasons, previous: last.map(|k| k.0) });
     }
@@ -77,7 +81,7 @@ pub fn plan(ctx: &Context, opts: &PlanOpts) -> Result<(), OpError> {
     let dag = ctx.load(&opts.file)?;
     let selected = select::with_ancestors(&dag, &opts.targets).map_err(unknown_target)?;
     let cache = ctx.open_cache()?;
-    let decisions = decide(&dag, &selected, &cache);
+    let decisions = decide(&dag, &selected, &cache, false);
     let p = &ctx.printer;
     if ctx.json {
         let rows: Vec<JsonDecision> = decisions

@@ -80,15 +80,4 @@ impl Dag {
     pub fn stage_name(&self, i: usize) -> &str {
         &self.pipeline.stages[self.instances[i].stage].name
     }
-
-    /// Indices of the instances that read instance `i` (computed on demand).
-    pub fn downstream(&self) -> Vec<Vec<usize>> {
-        let mut down = vec![Vec::new(); self.instances.len()];
-        for (i, inst) in self.instances.iter().enumerate() {
-            for &u in &inst.upstream {
-                down[u].push(i);
-            }
-        }
-        down
-    }
 }
