@@ -5,19 +5,28 @@
 //! in [`contract`]: a kind name, an implementation version that enters every cache key, the
 //! ports a kind reads and writes, and a `run` that turns input files into output files.
 //!
-//! So far: the contract, seeded randomness ([`rng`]), the tasks ([`tasks`]) and the `problems`
-//! kind; the other kinds arrive with later issues.
+//! So far: the contract, seeded randomness ([`rng`]), the tasks ([`tasks`], chosen by the
+//! `task:` param through [`task`]), the burn models ([`models`]), supervised training
+//! ([`train`]) and batched sampling ([`generate`]), and the kinds `problems`, `train-policy`
+//! and `sample`; the other kinds arrive with later issues.
 
 pub mod contract;
+pub mod generate;
+pub mod models;
 pub mod params;
 pub mod problems;
 pub mod rng;
+pub mod sample;
 pub mod table;
+pub mod task;
 pub mod tasks;
+pub mod tokenizer;
+pub mod train;
+pub mod train_policy;
 
 pub use contract::{PortSpec, Stage, StageContext, StageError, StageInfo};
 
 /// Every built-in kind, in the order `pipeline kinds` lists them.
 pub fn builtin_kinds() -> Vec<Box<dyn Stage>> {
-    vec![Box::new(problems::Problems)]
+    vec![Box::new(problems::Problems), Box::new(train_policy::TrainPolicy), Box::new(sample::Sample)]
 }

@@ -60,4 +60,35 @@ impl<'a> Params<'a> {
             Some(v) => Err(bad(field, "a list of strings", v)),
         }
     }
+    /// A list of non-negative integers, each no larger than `max`.
+    pub fn uint_list_or(&self, field: &str, default: &[u64], max: u64) -> Result<Vec<u64>, StageError> {
+        match self.map.get(field) {
+            None | Some(Value::Null) => Ok(default.to_vec()),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|i| {
+                    i.as_u64()
+                        .filter(|&n| n <= max)
+                        .ok_or_else(|| bad(field, &format!("a list of integers in 0..={max}"), i))
+                })
+                .collect(),
+            Some(v) => Err(bad(field, &format!("a list of integers in 0..={max}"), v)),
+        }
+    }
+
+    /// An integer in `lo..=hi`.
+    pub fn uint_in(&self, field: &str, default: u64, lo: u64, hi: u64) -> Result<u64, StageError> {
+        match self.map.get(field) {
+            None | Some(Value::Null) => Ok(default),
+            Some(v) => match v.as_u64() {
+                Some(n) if (lo..=hi).contains(&n) => Ok(n),
+                _ => Err(bad(field, &format!("an integer in {lo}..={hi}"), v)),
+            },
+        }
+    }
+
+    /// The raw value of a param, if set.
+    pub fn raw(&self, field: &str) -> Option<&'a Value> {
+        self.map.get(field).filter(|v| !v.is_null())
+    }
 }

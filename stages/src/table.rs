@@ -23,3 +23,56 @@ pub fn write_parquet(path: &Path, batch: &RecordBatch) -> Result<(), StageError>
     w.close().map_err(|e| StageError::Failed(format!("cannot finish {}: {e}", path.display())))?;
     Ok(())
 }
+
+/// One row of a `problems` table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProblemRow {
+    pub problem_id: i64,
+    pub split: String,
+    pub prompt: String,
+    pub answer: String,
+}
+
+/// Read every record batch of a Parquet file.
+pub fn read_parquet(path: &Path) -> Result<Vec<RecordBatch>, StageError> {
+    let file = std::fs::File::open(path)
+        .map_err(|e| StageError::Failed(format!("cannot open input table {}: {e}", path.display())))?;
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .and_then(|b| b.build())
+        .map_err(|e| StageError::Failed(format!("{} is not a readable Parquet table: {e}", path.display())))?;
+    reader
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| StageError::Failed(format!("cannot read {}: {e}", path.display())))
+}
+
+/// A column of a batch with the expected type, or an error naming the table, the column and
+/// the expected type.
+pub fn column<'b, T: 'static>(batch: &'b RecordBatch, path: &Path, name: &str, ty: &str) -> Result<&'b T, StageError> {
+    batch.column_by_name(name).and_then(|c| c.as_any().downcast_ref::<T>()).ok_or_else(|| {
+        StageError::Failed(format!(
+            "input table {} has no {ty} column `{name}`; is the input wired to the right stage's output?",
+            path.display()
+        ))
+    })
+}
+
+/// Read a `problems` table (the output of the `problems` kind).
+pub fn read_problems(path: &Path) -> Result<Vec<ProblemRow>, StageError> {
+    use arrow_array::{Int64Array, StringArray};
+    let mut out = Vec::new();
+    for batch in read_parquet(path)? {
+        let id = column::<Int64Array>(&batch, path, "problem_id", "int64")?;
+        let split = column::<StringArray>(&batch, path, "split", "string")?;
+        let prompt = column::<StringArray>(&batch, path, "prompt", "string")?;
+        let answer = column::<StringArray>(&batch, path, "answer", "string")?;
+        for i in 0..batch.num_rows() {
+            out.push(ProblemRow {
+                problem_id: id.value(i),
+                split: split.value(i).to_string(),
+                prompt: prompt.value(i).to_string(),
+                answer: answer.value(i).to_string(),
+            });
+        }
+    }
+    Ok(out)
+}

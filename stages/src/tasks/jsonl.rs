@@ -50,6 +50,31 @@ pub fn read(path: &Path, problem_field: &str, answer_field: &str) -> Result<Vec<
     Ok(out)
 }
 
+/// Worked solutions by problem text: `solution_field` of every line that has it (lines
+/// without it are skipped; [`read`] reports malformed lines).
+pub fn read_solutions(
+    path: &Path,
+    problem_field: &str,
+    solution_field: &str,
+) -> Result<std::collections::HashMap<String, String>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut out = std::collections::HashMap::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let v: serde_json::Value = serde_json::from_str(line).map_err(|e| {
+            format!("{}:{}: not valid JSON ({e}); each line must be one JSON object", path.display(), i + 1)
+        })?;
+        if let (Some(serde_json::Value::String(p)), Some(serde_json::Value::String(s))) =
+            (v.get(problem_field), v.get(solution_field))
+        {
+            out.insert(p.clone(), s.clone());
+        }
+    }
+    Ok(out)
+}
+
 /// The answer of a response: the last `\boxed{...}`, else the last non-empty line.
 pub fn extract_answer(response: &str) -> Option<String> {
     if let Some(b) = last_boxed(response) {

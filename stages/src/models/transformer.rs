@@ -1,0 +1,167 @@
+//! The decoder-only transformer policy of the text tasks (`arith`, `jsonl`).
+//!
+//! Pre-LayerNorm blocks (`x + attn(ln1(x))`, `x + mlp(ln2(x))`), learned token and position
+//! embeddings, separate q/k/v/o projections, exact (erf) GELU, a final LayerNorm and an untied
+//! output layer. Attention is written out (`softmax(q kᵀ / √d_h + causal mask) v`) so that the
+//! training pass here and the incremental decoding pass in [`super::kv`] share every weight and
+//! compute the same function; a test checks that they agree.
+
+use burn::nn::{Embedding, EmbeddingConfig, Gelu, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::prelude::*;
+use burn::tensor::activation::softmax;
+
+/// Shape of the transformer; saved beside its weights.
+#[derive(Config, Debug, PartialEq)]
+pub struct TransformerConfig {
+    /// Vocabulary size (the tokenizer's).
+    pub vocab: usize,
+    /// Longest sequence (prompt + response) the model reads.
+    #[config(default = 128)]
+    pub context: usize,
+    #[config(default = 128)]
+    pub d_model: usize,
+    #[config(default = 4)]
+    pub layers: usize,
+    #[config(default = 4)]
+    pub heads: usize,
+    #[config(default = 512)]
+    pub d_ff: usize,
+}
+
+impl TransformerConfig {
+    /// Check the shape; the message names the param.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.heads == 0 || self.d_model == 0 || !self.d_model.is_multiple_of(self.heads) {
+            return Err(format!(
+                "`d_model` ({}) must be a positive multiple of `heads` ({})",
+                self.d_model, self.heads
+            ));
+        }
+        if self.layers == 0 || self.d_ff == 0 || self.context < 2 {
+            return Err("`layers` and `d_ff` must be at least 1 and `context` at least 2".into());
+        }
+        Ok(())
+    }
+
+    pub fn init(&self, device: &Device) -> Transformer {
+        let lin = |i, o| LinearConfig::new(i, o).init(device);
+        let blocks = (0..self.layers)
+            .map(|_| Block {
+                ln1: LayerNormConfig::new(self.d_model).init(device),
+                q: lin(self.d_model, self.d_model),
+                k: lin(self.d_model, self.d_model),
+                v: lin(self.d_model, self.d_model),
+                o: lin(self.d_model, self.d_model),
+                ln2: LayerNormConfig::new(self.d_model).init(device),
+                ff1: lin(self.d_model, self.d_ff),
+                ff2: lin(self.d_ff, self.d_model),
+                gelu: Gelu::new(),
+            })
+            .collect();
+        Transformer {
+            tok: EmbeddingConfig::new(self.vocab, self.d_model).init(device),
+            pos: EmbeddingConfig::new(self.context, self.d_model).init(device),
+            blocks,
+            ln_f: LayerNormConfig::new(self.d_model).init(device),
+            head: lin(self.d_model, self.vocab),
+            heads: self.heads,
+        }
+    }
+}
+
+/// One pre-LayerNorm block.
+#[derive(Module, Debug)]
+pub struct Block {
+    pub(super) ln1: LayerNorm,
+    pub(super) q: Linear,
+    pub(super) k: Linear,
+    pub(super) v: Linear,
+    pub(super) o: Linear,
+    pub(super) ln2: LayerNorm,
+    pub(super) ff1: Linear,
+    pub(super) ff2: Linear,
+    pub(super) gelu: Gelu,
+}
+
+#[derive(Module, Debug)]
+pub struct Transformer {
+    pub(super) tok: Embedding,
+    pub(super) pos: Embedding,
+    pub(super) blocks: Vec<Block>,
+    pub(super) ln_f: LayerNorm,
+    pub(super) head: Linear,
+    pub(super) heads: usize,
+}
+
+impl Block {
+    /// `[b, t, d]` -> `[b, heads, t, d_h]`
+    pub(super) fn split_heads(x: Tensor<3>, heads: usize) -> Tensor<4> {
+        let [b, t, d] = x.dims();
+        x.reshape([b, t, heads, d / heads]).swap_dims(1, 2)
+    }
+
+    /// The feed-forward half of the block, with its residual.
+    pub(super) fn mlp(&self, x: Tensor<3>) -> Tensor<3> {
+        let h = self.ff2.forward(self.gelu.forward(self.ff1.forward(self.ln2.forward(x.clone()))));
+        x + h
+    }
+
+    /// Attention output for queries `q` over keys `k` and values `v`, merged back to `[b, t, d]`
+    /// and projected; `mask` (true = hidden) is `[t_q, t_k]`.
+    pub(super) fn attend(&self, q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: Option<Tensor<2, Bool>>) -> Tensor<3> {
+        let [b, h, tq, dh] = q.dims();
+        let tk = k.dims()[2];
+        let mut scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(1.0 / (dh as f64).sqrt());
+        if let Some(mask) = mask {
+            scores = scores.mask_fill(mask.reshape([1, 1, tq, tk]).expand([b, h, tq, tk]), f32::NEG_INFINITY);
+        }
+        let att = softmax(scores, 3).matmul(v);
+        self.o.forward(att.swap_dims(1, 2).reshape([b, tq, h * dh]))
+    }
+}
+
+impl Transformer {
+    /// Next-token logits at every position (teacher forcing, causal).
+    ///
+    /// # Shapes
+    /// - `tokens`: `[batch, t]` with `t <= context`
+    /// - returns `[batch, t, vocab]`
+    pub fn forward(&self, tokens: Tensor<2, Int>) -> Tensor<3> {
+        let [b, t] = tokens.dims();
+        let device = tokens.device();
+        let positions = Tensor::<1, Int>::arange(0..t as i64, &device).reshape([1, t]);
+        let mut x = self.tok.forward(tokens) + self.pos.forward(positions).expand([b, t, self.d_model()]);
+        let mask = Tensor::<2, Bool>::tril_mask([t, t], 0, &device);
+        for block in &self.blocks {
+            let h = block.ln1.forward(x.clone());
+            let q = Block::split_heads(block.q.forward(h.clone()), self.heads);
+            let k = Block::split_heads(block.k.forward(h.clone()), self.heads);
+            let v = Block::split_heads(block.v.forward(h), self.heads);
+            x = x + block.attend(q, k, v, Some(mask.clone()));
+            x = block.mlp(x);
+        }
+        self.head.forward(self.ln_f.forward(x))
+    }
+
+    pub fn d_model(&self) -> usize {
+        self.ln_f.gamma.dims()[0]
+    }
+
+    pub fn context(&self) -> usize {
+        self.pos.weight.dims()[0]
+    }
+
+    pub fn heads(&self) -> usize {
+        self.heads
+    }
+
+    pub fn layers(&self) -> usize {
+        self.blocks.len()
+    }
+}
+
+impl Transformer {
+    pub fn vocab(&self) -> usize {
+        self.head.weight.dims()[1]
+    }
+}
