@@ -107,7 +107,7 @@ impl Stage for TrainPolicy {
         };
         let log = &mut *ctx.log;
         let mut log_point = |pt: &CurvePoint| {
-            if pt.iteration == 1 || pt.iteration % 50 == 0 || pt.iteration == opts.iterations {
+            if pt.iteration == 1 || pt.iteration.is_multiple_of(50) || pt.iteration == opts.iterations {
                 let _ =
                     writeln!(log, "iteration {:>6}  loss {:.4}  accuracy {:.3}", pt.iteration, pt.loss, pt.accuracy);
             }

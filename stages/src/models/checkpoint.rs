@@ -13,6 +13,8 @@ use super::transformer::{Transformer, TransformerConfig};
 use crate::contract::StageError;
 
 /// The model inside a checkpoint.
+// One checkpoint is in memory at a time: boxing the larger variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum PolicyModel {
     Mlp(MlpConfig, Mlp),
