@@ -59,3 +59,92 @@ fn a_bad_param_of_a_builtin_kind_is_named() {
     assert!(out.stderr.contains("kind `problems` has no param `tsk`"), "{}", out.stderr);
     assert!(out.stderr.contains("did you mean `task`?"), "{}", out.stderr);
 }
+
+/// problems -> train-policy -> sample for both model families, small enough for the test suite.
+const POLICIES: &str = r#"
+seed: 4
+stages:
+  problems:
+    kind: problems
+    params: {task: arith, steps: 2, modulus: 7, max_operand: 3, ops: ["+", "-"], train: 64, test: 8}
+  policy:
+    kind: train-policy
+    needs: {problems: problems}
+    params: {task: arith, steps: 2, modulus: 7, max_operand: 3, ops: ["+", "-"],
+             d_model: 32, layers: 1, heads: 2, d_ff: 64, context: 96, iterations: 20}
+  samples:
+    kind: sample
+    needs: {problems: problems, policy: policy.policy}
+    params: {n: 3, split: test}
+  planted_problems:
+    kind: problems
+    params: {task: planted}
+  planted_policy:
+    kind: train-policy
+    needs: {problems: planted_problems}
+    params: {task: planted, iterations: 10, samples: 640}
+  planted_samples:
+    kind: sample
+    needs: {problems: planted_problems, policy: planted_policy.policy}
+    params: {n: 50}
+"#;
+
+#[test]
+fn policies_and_samples_are_identical_on_one_thread_and_many() {
+    let outputs = |threads: &str| {
+        let p = Project::new();
+        p.write("p.yaml", POLICIES);
+        let out = crate::fixture::output(
+            p.command().args(["--json", "run", "p.yaml", "-j", "2"]).env("RAYON_NUM_THREADS", threads),
+        )
+        .expect_code(0);
+        let report: crate::fixture::RunReport = out.json();
+        let mut files = Vec::new();
+        for (stage, file) in [
+            ("policy", "policy/model.bpk"),
+            ("policy", "policy/config.json"),
+            ("policy", "curve.parquet"),
+            ("samples", "samples.parquet"),
+            ("planted_policy", "policy/model.bpk"),
+            ("planted_samples", "samples.parquet"),
+        ] {
+            files.push(std::fs::read(p.object_dir(report.key(stage)).join(file)).unwrap());
+        }
+        (p, report.keys(), files)
+    };
+    let (p, keys1, files1) = outputs("1");
+    let (_q, keys2, files2) = outputs("2");
+    assert_eq!(keys1, keys2);
+    let differ: Vec<usize> = (0..files1.len()).filter(|&i| files1[i] != files2[i]).collect();
+    assert!(differ.is_empty(), "the same seed gave different bytes on 1 and 2 threads in files {differ:?}");
+
+    // A second run computes nothing.
+    let again = p.run("p.yaml", &[]);
+    assert!(again.statuses().values().all(|s| s == "cached"), "{:?}", again.statuses());
+    let show = p.pipeline(&["show", "p.yaml", "samples"]).expect_code(0);
+    for want in ["rows: 24", "problem_id", "steps", "response", "answer", "correct", "logprob", "tokens"] {
+        assert!(show.stdout.contains(want), "missing {want:?} in\n{}", show.stdout);
+    }
+    let planted = p.pipeline(&["show", "p.yaml", "planted_samples"]).expect_code(0);
+    assert!(planted.stdout.contains("rows: 100"), "{}", planted.stdout);
+}
+
+#[test]
+fn a_policy_port_wired_to_a_table_is_a_clear_error() {
+    let p = Project::new();
+    p.write(
+        "p.yaml",
+        r#"
+        stages:
+          problems:
+            kind: problems
+            params: {task: arith, train: 4, test: 2}
+          samples:
+            kind: sample
+            needs: {problems: problems, policy: problems}
+        "#,
+    );
+    let out = p.run_code("p.yaml", &[], 1);
+    assert!(out.stderr.contains("not a policy checkpoint"), "{}", out.stderr);
+    assert!(out.stderr.contains("`train-policy` checkpoint"), "{}", out.stderr);
+}

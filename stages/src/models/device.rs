@@ -10,7 +10,8 @@
 
 use std::sync::Mutex;
 
-use burn::prelude::Device;
+use burn::module::{ModuleMapper, Param};
+use burn::prelude::*;
 
 static INIT: Mutex<()> = Mutex::new(());
 
@@ -36,10 +37,32 @@ pub fn compute_class(name: &str) -> &'static str {
     if name == "cpu" { "cpu" } else { "gpu" }
 }
 
-/// Run `init` (which draws initial weights on `device`) right after seeding the device, with
-/// no other seeded initialisation in between.
-pub fn seeded<T>(device: &Device, seed: u64, init: impl FnOnce() -> T) -> T {
+/// Build a module with `init` right after seeding the device, with no other seeded
+/// initialisation in between. burn initialises parameters lazily (on first use), so every
+/// parameter is materialised here, under the lock; otherwise the weights would be drawn later
+/// from whatever state the shared generator had reached.
+pub fn seeded<M: Module>(device: &Device, seed: u64, init: impl FnOnce() -> M) -> M {
     let _guard = INIT.lock().unwrap_or_else(|e| e.into_inner());
     device.seed(seed);
-    init()
+    init().map(&mut Materialize)
+}
+
+/// Touches every parameter, which forces its lazy initialiser to run.
+struct Materialize;
+
+impl ModuleMapper for Materialize {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let _ = param.val();
+        param
+    }
+
+    fn map_int<const D: usize>(&mut self, param: Param<Tensor<D, Int>>) -> Param<Tensor<D, Int>> {
+        let _ = param.val();
+        param
+    }
+
+    fn map_bool<const D: usize>(&mut self, param: Param<Tensor<D, Bool>>) -> Param<Tensor<D, Bool>> {
+        let _ = param.val();
+        param
+    }
 }
