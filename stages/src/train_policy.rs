@@ -377,4 +377,60 @@ mod tests {
         let acc = right as f64 / n as f64;
         assert!((0.2..=0.95).contains(&acc), "accuracy {acc}");
     }
+
+    #[test]
+    fn jsonl_policy_trains_on_solutions_and_greedy_samples_agree() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let lines: String = (0..40)
+            .map(|i| {
+                format!(
+                    "{{\"q\": \"{i} + 1\", \"a\": \"{}\", \"sol\": \"{i} + 1\\n= \\\\boxed{{{}}}\"}}\n",
+                    i + 1,
+                    i + 1
+                )
+            })
+            .collect();
+        std::fs::write(d.join("p.jsonl"), lines).unwrap();
+        let task = json!({"task": "jsonl", "path": "p.jsonl", "problem_field": "q", "answer_field": "a", "solution_field": "sol"});
+        let probs = run_kind(&Problems, d, "problems", task.clone(), 1, &[]).unwrap();
+        let model = json!({"d_model": 16, "layers": 1, "heads": 2, "d_ff": 32, "context": 48, "iterations": 5});
+        let pol =
+            run_kind(&TrainPolicy, d, "policy", merged(&task, model), 2, &[("problems", probs["problems"].clone())])
+                .unwrap();
+        let config = std::fs::read_to_string(pol["policy"].join("config.json")).unwrap();
+        assert!(config.contains("\"solution_field\": \"sol\""), "{config}");
+        let inputs = [("problems", probs["problems"].clone()), ("policy", pol["policy"].clone())];
+        let params = json!({"n": 3, "temperature": 0.0, "max_tokens": 12});
+        let s = run_kind(&Sample, d, "samples", params, 3, &inputs).unwrap();
+        let batch = &read_parquet(&s["samples"]).unwrap()[0];
+        assert_eq!(batch.num_rows(), 120);
+        let resp = batch.column_by_name("response").unwrap().as_string::<i32>();
+        let tokens = batch.column_by_name("tokens").unwrap().as_primitive::<arrow_array::types::Int32Type>();
+        for r in 0..40 {
+            assert_eq!(resp.value(3 * r), resp.value(3 * r + 1), "greedy samples of one problem agree");
+            assert!(tokens.value(3 * r) <= 12, "max_tokens holds");
+        }
+    }
+
+    #[test]
+    fn bad_params_and_wiring_name_the_problem() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let probs =
+            run_kind(&Problems, d, "problems", json!({"task": "arith", "train": 4, "test": 1}), 1, &[]).unwrap();
+        let input = [("problems", probs["problems"].clone())];
+        let err = |params: Value, inputs: &[(&str, PathBuf)]| {
+            run_kind(&TrainPolicy, d, "bad", params, 1, inputs).unwrap_err().to_string()
+        };
+        assert!(err(json!({"task": "arith", "d_model": 30, "heads": 4}), &input).contains("multiple of `heads`"));
+        assert!(err(json!({"task": "arith", "context": 8}), &input).contains("raise `context`"));
+        assert!(err(json!({"task": "arith", "modulus": 89}), &input).contains("same `modulus`"));
+        assert!(err(json!({"task": "arith"}), &[]).contains("needs its `problems` port"));
+        assert!(err(json!({"task": "arith", "device": "tpu"}), &input).contains("unknown device `tpu`"));
+        assert!(err(json!({"task": "arith", "learning_rate": -1}), &input).contains("param `learning_rate`"));
+        let planted = run_kind(&Problems, d, "pp", json!({"task": "planted"}), 1, &[]).unwrap();
+        let e = err(json!({"task": "planted", "target": [1, 2]}), &[("problems", planted["problems"].clone())]);
+        assert!(e.contains("same task params"), "{e}");
+    }
 }
