@@ -21,7 +21,7 @@ implementation of the same model. It measures, in float32 on the CPU:
 
 The model: vocabulary 100, context 128, d_model 128, 4 layers, 4 heads (head
 dim 32), d_ff 512, pre-LayerNorm blocks (x = x + attn(ln1(x));
-x = x + mlp(ln2(x))), exact (erf) GELU, learned token and positional
+x = x + mlp(ln2(x))), GELU in its tanh form (as the Rust model), learned token and positional
 embeddings, a final LayerNorm and an untied output Linear(128 -> 100) with
 bias. Every Linear has a bias; q, k, v and o are separate Linear(128, 128)
 projections. Causal attention is written out by hand
@@ -117,7 +117,7 @@ class Block(nn.Module):
 
     def forward(self, x, cache=None, pos=0):
         x = x + self.attn(self.ln1(x), cache, pos)
-        x = x + self.fc2(F.gelu(self.fc1(self.ln2(x))))  # exact (erf) GELU
+        x = x + self.fc2(F.gelu(self.fc1(self.ln2(x)), approximate="tanh"))  # tanh form, as in Rust
         return x
 
 
@@ -241,7 +241,7 @@ def main():
     print(f"torch_version {torch.__version__}")
     print(f"threads {torch.get_num_threads()}")
     print(f"params {n_params}")
-    print("gelu erf")
+    print("gelu tanh")
     print(f"cache_vs_full_max_abs_diff {check_cache_matches(model):.2e}")
 
     tps, dt = measure_train(model, args.steps, args.seed + 1)

@@ -1,7 +1,8 @@
 //! Model throughput on the CPU default: training and sampling tokens per second of the
 //! ~1M-parameter transformer, with and without the key/value cache.
 //!
-//! Run: `cargo bench -p pav-stages --bench policy` (add `-- quick` for a short run). Figures
+//! Run: `cargo bench -p pav-stages --bench policy` (add `-- quick` for a short run, and any of
+//! `train`, `kv`, `recompute` to run only those cases). Figures
 //! and the comparison with PyTorch (benches/pytorch/transformer.py) are in
 //! docs/performance.md.
 
@@ -11,16 +12,27 @@ mod cases;
 use burn::prelude::Device;
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "quick");
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let quick = args.iter().any(|a| a == "quick");
+    let cases: Vec<&String> = args.iter().filter(|a| *a != "quick").collect();
+    let want = |name: &str| cases.is_empty() || cases.iter().any(|c| *c == name);
     let device = Device::flex();
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     println!("backend flex, {threads} threads, {} parameters", cases::num_params(&device));
-    let train = cases::train_tokens_per_s(&device, if quick { 3 } else { 20 });
-    println!("train_tokens_per_s {train:.0}");
+    if want("train") {
+        let train = cases::train_tokens_per_s(&device, if quick { 3 } else { 20 });
+        println!("train_tokens_per_s {train:.0}  (batch 32 x 128 tokens, Adam)");
+    }
     let (batch, new) = (256, 64);
-    let cached = cases::sample_tokens_per_s(&device, batch, new, true);
-    println!("sample_kv_tokens_per_s {cached:.0}  (batch {batch}, {new} new tokens)");
-    let recompute = cases::sample_tokens_per_s(&device, batch, new, false);
-    println!("sample_recompute_tokens_per_s {recompute:.0}");
-    println!("kv_speedup {:.1}x", cached / recompute);
+    let cached = want("kv").then(|| cases::sample_tokens_per_s(&device, batch, new, true));
+    if let Some(c) = cached {
+        println!("sample_kv_tokens_per_s {c:.0}  (batch {batch}, {new} new tokens)");
+    }
+    let recompute = want("recompute").then(|| cases::sample_tokens_per_s(&device, batch, new, false));
+    if let Some(r) = recompute {
+        println!("sample_recompute_tokens_per_s {r:.0}");
+    }
+    if let (Some(c), Some(r)) = (cached, recompute) {
+        println!("kv_speedup {:.1}x", c / r);
+    }
 }

@@ -1,38 +1,84 @@
 //! Incremental decoding with a preallocated key/value cache.
 //!
 //! burn's built-in `forward_autoregressive_inference` recomputes the attention over the whole
-//! prefix at every step. Here each layer keeps key and value buffers of shape
-//! `[batch, heads, capacity, d_h]`, allocated once; a step writes the new position's keys and
-//! values in place (`slice_assign` on a uniquely owned tensor reuses its storage) and attends
-//! over the filled part only, so a step costs O(t) instead of O(t²) and no prefix is
-//! recomputed. All rows of a batch advance in lockstep, one position per step; rows whose
-//! prompt is longer are fed their prompt tokens (forced) while others already sample.
+//! prefix at every step. Here each layer keeps key and value buffers for `capacity` positions,
+//! allocated once; a step writes the new position's keys and values in place and attends over
+//! the filled part only, so a step costs O(t) instead of O(t²) and no prefix is recomputed.
+//! All rows of a batch advance in lockstep, one position per step; rows whose prompt is longer
+//! are fed their prompt tokens (forced) while others already sample.
+//!
+//! Two stores, one function:
+//! - On the CPU (`flex`) the buffers are plain `Vec<f32>` and one query's attention is a fused
+//!   loop (dot products, softmax, weighted sum) per (row, head), rows in parallel with rayon.
+//!   As burn ops, that step was 1,024 tiny batched matmuls of one query row each, which cost a
+//!   quarter of sampling time. Each (row, head) is computed in a fixed order, so results do not
+//!   depend on the thread count.
+//! - On other devices the buffers are tensors `[batch, heads, capacity, d_h]` written with
+//!   `slice_assign`, and attention stays in burn ops on the device.
 
 use burn::prelude::*;
+use rayon::prelude::*;
 
 use super::transformer::{Block, Transformer};
 
 /// Per-layer key/value buffers for one batch.
 pub struct KvCache {
-    keys: Vec<Tensor<4>>,
-    values: Vec<Tensor<4>>,
+    store: Store,
     /// Positions filled so far.
     len: usize,
     capacity: usize,
+    batch: usize,
+    heads: usize,
+    dh: usize,
+}
+
+enum Store {
+    /// Per layer, `[batch][heads][capacity][d_h]` row-major.
+    Host {
+        keys: Vec<Vec<f32>>,
+        values: Vec<Vec<f32>>,
+    },
+    Device {
+        keys: Vec<Tensor<4>>,
+        values: Vec<Tensor<4>>,
+    },
+}
+
+/// Whether a device's tensors live in host memory (the fused CPU path applies).
+fn on_host(device: &Device) -> bool {
+    *device == Device::flex()
 }
 
 impl KvCache {
     /// Buffers for `batch` rows of up to `capacity` positions (at most the model's context).
     pub fn new(model: &Transformer, batch: usize, capacity: usize, device: &Device) -> KvCache {
+        Self::build(model, batch, capacity, device, on_host(device))
+    }
+
+    /// Tensor buffers on `device` whatever it is (what GPUs use; on the CPU, for tests and
+    /// benchmarks of that path).
+    pub fn with_tensor_buffers(model: &Transformer, batch: usize, capacity: usize, device: &Device) -> KvCache {
+        Self::build(model, batch, capacity, device, false)
+    }
+
+    fn build(model: &Transformer, batch: usize, capacity: usize, device: &Device, host: bool) -> KvCache {
         let capacity = capacity.min(model.context());
-        let dh = model.d_model() / model.heads();
-        let shape = [batch, model.heads(), capacity, dh];
-        KvCache {
-            keys: (0..model.layers()).map(|_| Tensor::zeros(shape, device)).collect(),
-            values: (0..model.layers()).map(|_| Tensor::zeros(shape, device)).collect(),
-            len: 0,
-            capacity,
-        }
+        let heads = model.heads();
+        let dh = model.d_model() / heads;
+        let store = if host {
+            let size = batch * heads * capacity * dh;
+            Store::Host {
+                keys: (0..model.layers()).map(|_| vec![0.0; size]).collect(),
+                values: (0..model.layers()).map(|_| vec![0.0; size]).collect(),
+            }
+        } else {
+            let shape = [batch, heads, capacity, dh];
+            Store::Device {
+                keys: (0..model.layers()).map(|_| Tensor::zeros(shape, device)).collect(),
+                values: (0..model.layers()).map(|_| Tensor::zeros(shape, device)).collect(),
+            }
+        };
+        KvCache { store, len: 0, capacity, batch, heads, dh }
     }
 
     pub fn len(&self) -> usize {
@@ -48,6 +94,74 @@ impl KvCache {
     }
 }
 
+fn host_vec(t: Tensor<3>) -> Vec<f32> {
+    t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap_or_default()
+}
+
+/// Dot product in eight independent lanes, which the compiler turns into SIMD (a plain
+/// iterator sum is a serial chain: float addition does not reassociate). The lanes are summed
+/// in a fixed order, so the result is the same on every run.
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
+    for (x, y) in ca.zip(cb) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// One query per (row, head) against the first `t + 1` cached positions, after writing this
+/// position's keys and values. `q`, `k`, `v` and the result are `[batch][heads · d_h]`.
+#[allow(clippy::too_many_arguments)]
+fn host_attend(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    keys: &mut [f32],
+    values: &mut [f32],
+    (heads, dh, capacity, t): (usize, usize, usize, usize),
+) -> Vec<f32> {
+    let d = heads * dh;
+    let per_row = heads * capacity * dh;
+    let scale = 1.0 / (dh as f32).sqrt();
+    let mut out = vec![0.0f32; q.len()];
+    out.par_chunks_mut(d).zip(keys.par_chunks_mut(per_row)).zip(values.par_chunks_mut(per_row)).enumerate().for_each(
+        |(b, ((out, keys), values))| {
+            let mut scores = vec![0.0f32; t + 1];
+            for h in 0..heads {
+                let base = h * capacity * dh;
+                let src = b * d + h * dh;
+                keys[base + t * dh..base + (t + 1) * dh].copy_from_slice(&k[src..src + dh]);
+                values[base + t * dh..base + (t + 1) * dh].copy_from_slice(&v[src..src + dh]);
+                let qh = &q[src..src + dh];
+                let mut max = f32::NEG_INFINITY;
+                for (j, s) in scores.iter_mut().enumerate() {
+                    let kj = &keys[base + j * dh..base + (j + 1) * dh];
+                    *s = dot(qh, kj) * scale;
+                    max = max.max(*s);
+                }
+                let mut z = 0.0f32;
+                for s in scores.iter_mut() {
+                    *s = (*s - max).exp();
+                    z += *s;
+                }
+                let oh = &mut out[h * dh..(h + 1) * dh];
+                for (j, s) in scores.iter().enumerate() {
+                    let w = s / z;
+                    let vj = &values[base + j * dh..base + (j + 1) * dh];
+                    for (o, x) in oh.iter_mut().zip(vj) {
+                        *o += w * x;
+                    }
+                }
+            }
+        },
+    );
+    out
+}
+
 impl Transformer {
     /// Feed one token per row at position `cache.len()` and return the next-token logits.
     ///
@@ -61,29 +175,47 @@ impl Transformer {
         let [b] = tokens.dims();
         let t = cache.len;
         assert!(t < cache.capacity, "key/value cache full at {t} positions");
+        assert_eq!(b, cache.batch, "the batch a key/value cache was made for");
         let device = tokens.device();
         let d = self.d_model();
         let position = Tensor::<1, Int>::from_data(TensorData::new(vec![t as i64], [1]), &device).reshape([1, 1]);
         let mut x = self.tok.forward(tokens.reshape([b, 1])) + self.pos.forward(position).expand([b, 1, d]);
-        let keys = std::mem::take(&mut cache.keys);
-        let values = std::mem::take(&mut cache.values);
-        for ((block, kbuf), vbuf) in self.blocks.iter().zip(keys).zip(values) {
+        let (heads, dh, capacity) = (cache.heads, cache.dh, cache.capacity);
+        for (l, block) in self.blocks.iter().enumerate() {
             let h = block.ln1.forward(x.clone());
-            let q = Block::split_heads(block.q.forward(h.clone()), self.heads);
-            let k = Block::split_heads(block.k.forward(h.clone()), self.heads);
-            let v = Block::split_heads(block.v.forward(h), self.heads);
-            let [_, heads, _, dh] = k.dims();
-            let kbuf = kbuf.slice_assign([0..b, 0..heads, t..t + 1, 0..dh], k);
-            let vbuf = vbuf.slice_assign([0..b, 0..heads, t..t + 1, 0..dh], v);
-            let k_all = kbuf.clone().slice([0..b, 0..heads, 0..t + 1, 0..dh]);
-            let v_all = vbuf.clone().slice([0..b, 0..heads, 0..t + 1, 0..dh]);
-            x = x + block.attend(q, k_all, v_all, None);
+            let (q, k, v) = (block.q.forward(h.clone()), block.k.forward(h.clone()), block.v.forward(h));
+            let att = match &mut cache.store {
+                Store::Host { keys, values } => {
+                    let out = host_attend(
+                        &host_vec(q),
+                        &host_vec(k),
+                        &host_vec(v),
+                        &mut keys[l],
+                        &mut values[l],
+                        (heads, dh, capacity, t),
+                    );
+                    block.o.forward(Tensor::<3>::from_data(TensorData::new(out, [b, 1, d]), &device))
+                }
+                Store::Device { keys, values } => {
+                    let (q, k, v) =
+                        (Block::split_heads(q, heads), Block::split_heads(k, heads), Block::split_heads(v, heads));
+                    // Take the buffers out so that `slice_assign` finds them uniquely owned.
+                    let kbuf = std::mem::replace(&mut keys[l], Tensor::zeros([1, 1, 1, 1], &device));
+                    let vbuf = std::mem::replace(&mut values[l], Tensor::zeros([1, 1, 1, 1], &device));
+                    let kbuf = kbuf.slice_assign([0..b, 0..heads, t..t + 1, 0..dh], k);
+                    let vbuf = vbuf.slice_assign([0..b, 0..heads, t..t + 1, 0..dh], v);
+                    let k_all = kbuf.clone().slice([0..b, 0..heads, 0..t + 1, 0..dh]);
+                    let v_all = vbuf.clone().slice([0..b, 0..heads, 0..t + 1, 0..dh]);
+                    keys[l] = kbuf;
+                    values[l] = vbuf;
+                    block.attend(q, k_all, v_all, None)
+                }
+            };
+            x = x + att;
             x = block.mlp(x);
-            cache.keys.push(kbuf);
-            cache.values.push(vbuf);
         }
         cache.len += 1;
-        self.head.forward(self.ln_f.forward(x)).reshape([b, self.head.weight.dims()[1]])
+        self.head.forward(self.ln_f.forward(x)).reshape([b, self.vocab()])
     }
 
     /// Next-token logits of the last position, recomputing the whole prefix (no cache): the
@@ -119,22 +251,23 @@ mod tests {
             .into_data()
             .try_to_vec::<f32>()
             .unwrap();
-        let mut cache = KvCache::new(&model, b, 12, &dev);
-        for pos in 0..t {
-            let col: Vec<i64> = (0..b).map(|r| ids[r * t + pos]).collect();
-            let step: Vec<f32> = model
-                .step(Tensor::<1, Int>::from_data(TensorData::new(col, [b]), &dev), &mut cache)
-                .into_data()
-                .try_to_vec::<f32>()
-                .unwrap();
-            for r in 0..b {
-                for v in 0..20 {
-                    let want = full[(r * t + pos) * 20 + v];
-                    assert!((step[r * 20 + v] - want).abs() < 1e-4, "row {r} pos {pos} token {v}");
+        for mut cache in [KvCache::new(&model, b, 12, &dev), KvCache::with_tensor_buffers(&model, b, 12, &dev)] {
+            for pos in 0..t {
+                let col: Vec<i64> = (0..b).map(|r| ids[r * t + pos]).collect();
+                let step: Vec<f32> = model
+                    .step(Tensor::<1, Int>::from_data(TensorData::new(col, [b]), &dev), &mut cache)
+                    .into_data()
+                    .try_to_vec::<f32>()
+                    .unwrap();
+                for r in 0..b {
+                    for v in 0..20 {
+                        let want = full[(r * t + pos) * 20 + v];
+                        assert!((step[r * 20 + v] - want).abs() < 1e-4, "row {r} pos {pos} token {v}");
+                    }
                 }
             }
+            assert_eq!(cache.len(), t);
         }
-        assert_eq!(cache.len(), t);
         // The no-cache baseline agrees too.
         let last: Vec<f32> = model
             .last_logits(Tensor::<2, Int>::from_data(TensorData::new(ids, [b, t]), &dev))
