@@ -41,7 +41,10 @@ pub fn inspect(path: &Path, head: usize) -> Result<TableInfo, String> {
         let iter = reader.get_row_iter(None).map_err(|e| format!("cannot read rows of {}: {e}", path.display()))?;
         for row in iter.take(head) {
             let row = row.map_err(|e| format!("cannot read a row of {}: {e}", path.display()))?;
-            out.push(row.get_column_iter().map(|(_, f)| f.to_string()).collect());
+            // A cell is one line: newlines and tabs inside strings are shown escaped.
+            out.push(
+                row.get_column_iter().map(|(_, f)| f.to_string().replace('\n', "\\n").replace('\t', "\\t")).collect(),
+            );
         }
     }
     Ok(TableInfo { columns, rows, head: out })
