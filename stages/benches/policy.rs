@@ -11,6 +11,10 @@ mod cases;
 
 use burn::prelude::Device;
 
+// As in the `pipeline` binary that runs the stages.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let quick = args.iter().any(|a| a == "quick");
