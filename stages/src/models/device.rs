@@ -23,12 +23,19 @@ pub fn device(name: &str) -> Result<Device, String> {
         "wgpu" => Ok(Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)),
         #[cfg(feature = "cuda")]
         "cuda" => Ok(Device::cuda(0)),
-        "wgpu" | "cuda" => Err(format!(
-            "device `{name}` is not compiled in; rebuild with `cargo build --release --features {name}` \
-             (see docs/adr/0005-burn-backend.md), or use `device: cpu`"
-        )),
+        #[cfg(not(feature = "wgpu"))]
+        "wgpu" => Err(not_compiled(name)),
+        #[cfg(not(feature = "cuda"))]
+        "cuda" => Err(not_compiled(name)),
         other => Err(format!("unknown device `{other}`; expected `cpu`, `wgpu` or `cuda`")),
     }
+}
+
+fn not_compiled(name: &str) -> String {
+    format!(
+        "device `{name}` is not compiled in; rebuild with `cargo build --release --features {name}` \
+         (see docs/adr/0005-burn-backend.md), or use `device: cpu`"
+    )
 }
 
 /// Whether results on this device are bit-reproducible across machines of the same kind
