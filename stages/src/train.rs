@@ -4,8 +4,8 @@
 //! Batches are drawn without replacement from a seeded permutation per epoch, so the same
 //! seed gives the same batches, weights and curve on any thread count.
 
-use burn::nn::loss::CrossEntropyLossConfig;
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use rand::seq::SliceRandom;
 
@@ -55,6 +55,28 @@ fn accuracy(logits: Tensor<2>, targets: &[i64], ignore: Option<i64>) -> (f64, us
     (if n == 0 { 0.0 } else { right as f64 / n as f64 }, n)
 }
 
+/// One optimiser step: cross-entropy of `logits` against `targets` (rows equal to `ignore`
+/// are not counted), backward, Adam; returns the updated model and the curve point.
+#[allow(clippy::too_many_arguments)]
+fn optimise<M: Module>(
+    model: M,
+    optim: &mut ModuleOptimizer,
+    loss_fn: &CrossEntropyLoss,
+    logits: Tensor<2>,
+    targets: &[i64],
+    ignore: Option<i64>,
+    learning_rate: f64,
+    it: usize,
+) -> (M, CurvePoint) {
+    let y = Tensor::<1, Int>::from_data(TensorData::new(targets.to_vec(), [targets.len()]), &logits.device());
+    let (accuracy, tokens) = accuracy(logits.clone().inner(), targets, ignore);
+    let loss = loss_fn.forward(logits, y);
+    let loss_value = loss.clone().into_scalar::<f32>() as f64;
+    let grads = GradientsParams::from_grads(loss.backward(), &model);
+    let model = optim.step(learning_rate, model, grads);
+    (model, CurvePoint { iteration: it + 1, loss: loss_value, accuracy, tokens })
+}
+
 /// Train the planted task's MLP on `samples` (full responses, tokens up to and including the
 /// end token); every position of every sample is one (window, next token) example.
 pub fn train_mlp(
@@ -81,14 +103,9 @@ pub fn train_mlp(
         }
         let n = targets.len();
         let x = Tensor::<2, Int>::from_data(TensorData::new(window, [n, config.context]), &ad);
-        let y = Tensor::<1, Int>::from_data(TensorData::new(targets.clone(), [n]), &ad);
         let logits = model.forward(x);
-        let (acc, tokens) = accuracy(logits.clone().inner(), &targets, None);
-        let loss = loss_fn.forward(logits, y);
-        let loss_value = loss.clone().into_scalar::<f32>() as f64;
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = optim.step(opts.learning_rate, model, grads);
-        let point = CurvePoint { iteration: it + 1, loss: loss_value, accuracy: acc, tokens };
+        let point;
+        (model, point) = optimise(model, &mut optim, &loss_fn, logits, &targets, None, opts.learning_rate, it);
         on_point(&point);
         curve.push(point);
     }
@@ -131,14 +148,10 @@ pub fn train_transformer(
             }
         }
         let x = Tensor::<2, Int>::from_data(TensorData::new(input, [b, t]), &ad);
-        let y = Tensor::<1, Int>::from_data(TensorData::new(targets.clone(), [b * t]), &ad);
         let logits = model.forward(x).reshape([b * t, config.vocab]);
-        let (acc, tokens) = accuracy(logits.clone().inner(), &targets, Some(PAD as i64));
-        let loss = loss_fn.forward(logits, y);
-        let loss_value = loss.clone().into_scalar::<f32>() as f64;
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = optim.step(opts.learning_rate, model, grads);
-        let point = CurvePoint { iteration: it + 1, loss: loss_value, accuracy: acc, tokens };
+        let point;
+        let pad = Some(PAD as i64);
+        (model, point) = optimise(model, &mut optim, &loss_fn, logits, &targets, pad, opts.learning_rate, it);
         on_point(&point);
         curve.push(point);
     }
