@@ -3,8 +3,9 @@
 //! Output `problems` (problems.parquet): `problem_id` int64, `split` string (`train`/`test`),
 //! `prompt` string, `answer` string. Params: `task` (`planted`, `arith`, `jsonl`), `train` and
 //! `test` (counts; for `jsonl`, `test_fraction` splits the file instead), and the task's own
-//! params (`steps`, `modulus`, `max_operand`, `ops` for arith; `path`, `problem_field`,
-//! `answer_field` for jsonl, whose file should also be listed in `deps` so that editing it
+//! params, read as every task-taking kind reads them ([`crate::task`]: `vocab`, `end`, `length`,
+//! `target` for planted; `steps`, `modulus`, `max_operand`, `ops` for arith; `path`,
+//! `problem_field`, `answer_field` for jsonl, whose file should also be listed in `deps` so that editing it
 //! reruns the stage).
 
 use std::sync::Arc;
@@ -17,8 +18,9 @@ use crate::contract::{PortSpec, Stage, StageContext, StageError, StageInfo};
 use crate::params::Params;
 use crate::rng::item_rng;
 use crate::table::write_parquet;
-use crate::tasks::arith::{Arith, Op};
-use crate::tasks::{jsonl, planted::Planted};
+use crate::task::{JsonlTask, TASK_PARAMS, Task};
+use crate::tasks::arith::Arith;
+use crate::tasks::jsonl;
 
 pub struct Problems;
 
@@ -37,19 +39,7 @@ impl Stage for Problems {
         StageInfo {
             kind: "problems",
             doc: "a table of problems (problem_id, split, prompt, answer) for the planted, arith or jsonl task",
-            params: vec![
-                "task",
-                "train",
-                "test",
-                "steps",
-                "modulus",
-                "max_operand",
-                "ops",
-                "path",
-                "problem_field",
-                "answer_field",
-                "test_fraction",
-            ],
+            params: TASK_PARAMS.iter().chain(["train", "test", "test_fraction"].iter()).copied().collect(),
             inputs: vec![],
             outputs: vec![PortSpec { name: "problems", file: "problems.parquet", doc: "the problems" }],
         }
@@ -61,27 +51,20 @@ impl Stage for Problems {
 
     fn run(&self, ctx: &mut StageContext<'_>) -> Result<(), StageError> {
         let p = Params::new(ctx.params);
-        let task = p.str_or("task", "arith")?;
-        let rows = match task.as_str() {
-            "planted" => {
+        let task = Task::from_params(&p)?;
+        let rows = match &task {
+            Task::Planted(t) => {
                 // The didactic task has one prompt: the empty prefix; the answer is the target.
-                let t = Planted::default();
                 let answer = t.target.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(" ");
                 vec![
                     Row { split: "train", prompt: String::new(), answer: answer.clone() },
                     Row { split: "test", prompt: String::new(), answer },
                 ]
             }
-            "arith" => arith_rows(&p, ctx.seed)?,
-            "jsonl" => jsonl_rows(&p, ctx)?,
-            other => {
-                return Err(StageError::Param {
-                    field: "task".into(),
-                    message: format!("unknown task `{other}`; expected `planted`, `arith` or `jsonl`"),
-                });
-            }
+            Task::Arith(t) => arith_rows(t, &p, ctx.seed)?,
+            Task::Jsonl(j) => jsonl_rows(j, &p, ctx)?,
         };
-        writeln!(ctx.log, "task {task}: {} problems", rows.len())?;
+        writeln!(ctx.log, "task {}: {} problems", task.name(), rows.len())?;
         let schema = Arc::new(Schema::new(vec![
             Field::new("problem_id", DataType::Int64, false),
             Field::new("split", DataType::Utf8, false),
@@ -101,24 +84,7 @@ impl Stage for Problems {
     }
 }
 
-fn arith_rows(p: &Params<'_>, seed: u64) -> Result<Vec<Row>, StageError> {
-    let ops = p
-        .str_list_or("ops", &["+", "-", "*"])?
-        .iter()
-        .map(|s| {
-            Op::parse(s).ok_or_else(|| StageError::Param {
-                field: "ops".into(),
-                message: format!("unknown operator `{s}`; expected \"+\", \"-\" or \"*\""),
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let task = Arith {
-        steps: p.uint_or("steps", 4, 64)? as usize,
-        modulus: p.uint_or("modulus", 97, 1_000_003)?,
-        max_operand: p.uint_or("max_operand", 9, 1_000_000)?,
-        ops,
-    };
-    task.validate().map_err(|m| StageError::Param { field: "task params".into(), message: m })?;
+fn arith_rows(task: &Arith, p: &Params<'_>, seed: u64) -> Result<Vec<Row>, StageError> {
     let (train, test) = (p.uint_or("train", 256, 10_000_000)?, p.uint_or("test", 64, 10_000_000)?);
     Ok((0..train + test)
         .map(|i| {
@@ -132,18 +98,9 @@ fn arith_rows(p: &Params<'_>, seed: u64) -> Result<Vec<Row>, StageError> {
         .collect())
 }
 
-fn jsonl_rows(p: &Params<'_>, ctx: &StageContext<'_>) -> Result<Vec<Row>, StageError> {
-    let path = p.str_or("path", "")?;
-    if path.is_empty() {
-        return Err(StageError::Param {
-            field: "path".into(),
-            message: "task `jsonl` needs `path:` (a JSONL file, relative to the pipeline file; list it in `deps` too)"
-                .into(),
-        });
-    }
-    let file = ctx.dir.join(&path);
-    let problems = jsonl::read(&file, &p.str_or("problem_field", "problem")?, &p.str_or("answer_field", "answer")?)
-        .map_err(StageError::Failed)?;
+fn jsonl_rows(j: &JsonlTask, p: &Params<'_>, ctx: &StageContext<'_>) -> Result<Vec<Row>, StageError> {
+    let file = ctx.dir.join(&j.path);
+    let problems = jsonl::read(&file, &j.problem_field, &j.answer_field).map_err(StageError::Failed)?;
     let frac = p.float_or("test_fraction", 0.2, 0.0, 1.0)?;
     Ok(problems
         .into_iter()
@@ -200,5 +157,15 @@ mod tests {
         assert!(e.to_string().contains("param `path`"), "{e}");
         let e = run(serde_json::json!({"task": "chess"}), dir.path()).unwrap_err();
         assert!(e.to_string().contains("unknown task `chess`"), "{e}");
+    }
+
+    #[test]
+    fn planted_problems_carry_the_target_param() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = run(serde_json::json!({"task": "planted", "target": [1, 2, 3]}), dir.path()).unwrap();
+        assert_eq!(t.num_rows(), 2);
+        assert_eq!(t.column(3).as_string::<i32>().value(0), "1 2 3");
+        let e = run(serde_json::json!({"task": "planted", "target": [1, 14]}), dir.path()).unwrap_err();
+        assert!(e.to_string().contains("not the end token"), "{e}");
     }
 }
