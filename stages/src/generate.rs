@@ -151,7 +151,7 @@ fn generate_chunk(
         .iter()
         .map(|p| Row { prefix: p, response: Vec::new(), logprob: 0.0, steps: 0, done: p.len() >= capacity })
         .collect();
-    let vocab = model_vocab(model);
+    let vocab = model.vocab();
     // The token each row feeds at the current position.
     let token_at = |row: &Row<'_>, t: usize| -> u32 {
         if t < row.prefix.len() {
@@ -185,10 +185,6 @@ fn generate_chunk(
         t += 1;
     }
     rows.into_iter().map(|r| Generated { tokens: r.response, logprob: r.logprob }).collect()
-}
-
-fn model_vocab(model: &Transformer) -> usize {
-    model.vocab()
 }
 
 #[cfg(test)]
