@@ -78,7 +78,7 @@ pub fn generate_planted(
         let b = chunk.len();
         let mut seqs: Vec<Vec<usize>> = pre.to_vec();
         let mut logp = vec![0.0; b];
-        let mut live: Vec<bool> = seqs.iter().map(|s| !ended(task, s, opts)).collect();
+        let mut live: Vec<bool> = seqs.iter().map(|s| !ended(task, s, 0, opts)).collect();
         while live.iter().any(|&l| l) {
             let mut window = Vec::with_capacity(b * config.context);
             for s in &seqs {
@@ -95,7 +95,7 @@ pub fn generate_planted(
                 let (tok, lp) = draw(&logits[i * config.vocab..(i + 1) * config.vocab], opts.temperature, u);
                 seqs[i].push(tok);
                 logp[i] += lp;
-                live[i] = !ended(task, &seqs[i], opts);
+                live[i] = !ended(task, &seqs[i], seqs[i].len() - pre[i].len(), opts);
             }
         }
         for (s, (lp, p)) in seqs.into_iter().zip(logp.into_iter().zip(pre)) {
@@ -105,10 +105,10 @@ pub fn generate_planted(
     out
 }
 
-/// A planted response stops at the end token, at its length, or at the step limit (one step
-/// is one token).
-fn ended(task: &Planted, s: &[usize], opts: SampleOpts) -> bool {
-    s.len() >= task.length || s.len() >= opts.max_steps || s.len() >= opts.max_tokens || s.last() == Some(&task.end)
+/// A planted response stops at the end token, at its length, or when it has generated `new`
+/// tokens up to the step limit (one step is one token; a prefix does not count against it).
+fn ended(task: &Planted, s: &[usize], new: usize, opts: SampleOpts) -> bool {
+    s.len() >= task.length || new >= opts.max_steps || new >= opts.max_tokens || s.last() == Some(&task.end)
 }
 
 /// Sample text responses continuing `prefixes` (token ids starting with `BOS`) with the

@@ -30,13 +30,7 @@ impl<'a> Params<'a> {
 
     /// A non-negative integer no larger than `max`.
     pub fn uint_or(&self, field: &str, default: u64, max: u64) -> Result<u64, StageError> {
-        match self.map.get(field) {
-            None | Some(Value::Null) => Ok(default),
-            Some(v) => match v.as_u64() {
-                Some(n) if n <= max => Ok(n),
-                _ => Err(bad(field, &format!("an integer in 0..={max}"), v)),
-            },
-        }
+        self.uint_in(field, default, 0, max)
     }
 
     /// A number in `[lo, hi]`.
