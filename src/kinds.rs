@@ -26,6 +26,7 @@ impl Builtins {
                     doc: i.doc.to_string(),
                     params: i.params.iter().map(|p| p.to_string()).collect(),
                     inputs: i.inputs.iter().map(|p| p.name.to_string()).collect(),
+                    optional_inputs: i.inputs.iter().filter(|p| p.optional).map(|p| p.name.to_string()).collect(),
                     outputs: i.outputs.iter().map(|p| (p.name.to_string(), p.file.to_string())).collect(),
                 }
             })

@@ -11,7 +11,12 @@ pub fn exec(ctx: &Context, _a: Args) -> Result<(), OpError> {
     for k in ctx.kinds.kinds() {
         p.out(&format!("{}  (version {})  {}", k.name, k.version, k.doc));
         p.out(&format!("    params: {}", k.params.join(", ")));
-        p.out(&format!("    inputs: {}", k.inputs.join(", ")));
+        let ins: Vec<String> = k
+            .inputs
+            .iter()
+            .map(|i| if k.optional_inputs.contains(i) { format!("{i} (optional)") } else { i.clone() })
+            .collect();
+        p.out(&format!("    inputs: {}", ins.join(", ")));
         let outs: Vec<String> = k.outputs.iter().map(|(p, f)| format!("{p} ({f})")).collect();
         p.out(&format!("    outputs: {}", outs.join(", ")));
     }

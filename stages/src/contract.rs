@@ -20,6 +20,25 @@ pub struct PortSpec {
     pub file: &'static str,
     /// One line for `pipeline kinds` and the stage reference.
     pub doc: &'static str,
+    /// An input the stage may run without (never set on outputs).
+    pub optional: bool,
+}
+
+impl PortSpec {
+    /// A required input port.
+    pub const fn input(name: &'static str, doc: &'static str) -> PortSpec {
+        PortSpec { name, file: "", doc, optional: false }
+    }
+
+    /// An input port the stage can run without; the kind says what changes when it is absent.
+    pub const fn optional(name: &'static str, doc: &'static str) -> PortSpec {
+        PortSpec { name, file: "", doc, optional: true }
+    }
+
+    /// An output port written to `file` inside the stage directory.
+    pub const fn output(name: &'static str, file: &'static str, doc: &'static str) -> PortSpec {
+        PortSpec { name, file, doc, optional: false }
+    }
 }
 
 /// What a kind declares about itself.

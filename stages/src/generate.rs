@@ -120,16 +120,40 @@ pub fn generate_text(
     opts: SampleOpts,
     device: &Device,
 ) -> Vec<Generated> {
+    let budgets = vec![Budget { max_steps: opts.max_steps, max_tokens: opts.max_tokens }; prefixes.len()];
+    generate_text_budgeted(model, prefixes, &budgets, rngs, opts, device)
+}
+
+/// What one row may still generate: steps (lines) and tokens. A rollout continuing a prefix
+/// gets what the prefix left of the sampling limits, so that a continuation ends where a whole
+/// response from the policy would have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    pub max_steps: usize,
+    pub max_tokens: usize,
+}
+
+/// [`generate_text`] with a budget per row (`opts.max_steps` and `opts.max_tokens` are then
+/// ignored). A row with a zero budget generates nothing.
+pub fn generate_text_budgeted(
+    model: &Transformer,
+    prefixes: &[Vec<u32>],
+    budgets: &[Budget],
+    rngs: &mut [ChaCha8Rng],
+    opts: SampleOpts,
+    device: &Device,
+) -> Vec<Generated> {
     let mut out = Vec::with_capacity(prefixes.len());
     let step = opts.batch.max(1);
-    for (pre, chunk) in prefixes.chunks(step).zip(rngs.chunks_mut(step)) {
-        out.extend(generate_chunk(model, pre, chunk, opts, device));
+    for ((pre, bud), chunk) in prefixes.chunks(step).zip(budgets.chunks(step)).zip(rngs.chunks_mut(step)) {
+        out.extend(generate_chunk(model, pre, bud, chunk, opts, device));
     }
     out
 }
 
 struct Row<'a> {
     prefix: &'a [u32],
+    budget: Budget,
     response: Vec<u32>,
     logprob: f64,
     steps: usize,
@@ -139,17 +163,26 @@ struct Row<'a> {
 fn generate_chunk(
     model: &Transformer,
     prefixes: &[Vec<u32>],
+    budgets: &[Budget],
     rngs: &mut [ChaCha8Rng],
     opts: SampleOpts,
     device: &Device,
 ) -> Vec<Generated> {
     let b = prefixes.len();
-    let longest = prefixes.iter().map(Vec::len).max().unwrap_or(1);
-    let capacity = (longest + opts.max_tokens).min(model.context());
+    let longest = prefixes.iter().zip(budgets).map(|(p, bud)| p.len() + bud.max_tokens).max().unwrap_or(1);
+    let capacity = longest.min(model.context());
     let mut cache = KvCache::new(model, b, capacity, device);
     let mut rows: Vec<Row<'_>> = prefixes
         .iter()
-        .map(|p| Row { prefix: p, response: Vec::new(), logprob: 0.0, steps: 0, done: p.len() >= capacity })
+        .zip(budgets)
+        .map(|(p, &budget)| Row {
+            prefix: p,
+            budget,
+            response: Vec::new(),
+            logprob: 0.0,
+            steps: 0,
+            done: p.len() >= capacity || budget.max_steps == 0 || budget.max_tokens == 0,
+        })
         .collect();
     let vocab = model.vocab();
     // The token each row feeds at the current position.
@@ -179,7 +212,8 @@ fn generate_chunk(
                 if tok == NEWLINE {
                     row.steps += 1;
                 }
-                row.done = tok == EOS || row.steps >= opts.max_steps || row.response.len() >= opts.max_tokens;
+                row.done =
+                    tok == EOS || row.steps >= row.budget.max_steps || row.response.len() >= row.budget.max_tokens;
             }
         }
         t += 1;

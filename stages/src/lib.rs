@@ -15,8 +15,11 @@ pub mod generate;
 pub mod models;
 pub mod params;
 pub mod problems;
+pub mod prover_values;
 pub mod rng;
+pub mod rollout_label;
 pub mod sample;
+pub mod stats;
 pub mod table;
 pub mod task;
 pub mod tasks;
@@ -28,5 +31,11 @@ pub use contract::{PortSpec, Stage, StageContext, StageError, StageInfo};
 
 /// Every built-in kind, in the order `pipeline kinds` lists them.
 pub fn builtin_kinds() -> Vec<Box<dyn Stage>> {
-    vec![Box::new(problems::Problems), Box::new(train_policy::TrainPolicy), Box::new(sample::Sample)]
+    vec![
+        Box::new(problems::Problems),
+        Box::new(train_policy::TrainPolicy),
+        Box::new(sample::Sample),
+        Box::new(rollout_label::RolloutLabel),
+        Box::new(prover_values::ProverValues),
+    ]
 }

@@ -41,7 +41,7 @@ impl Stage for Problems {
             doc: "a table of problems (problem_id, split, prompt, answer) for the planted, arith or jsonl task",
             params: TASK_PARAMS.iter().chain(["train", "test", "test_fraction"].iter()).copied().collect(),
             inputs: vec![],
-            outputs: vec![PortSpec { name: "problems", file: "problems.parquet", doc: "the problems" }],
+            outputs: vec![PortSpec::output("problems", "problems.parquet", "the problems")],
         }
     }
 

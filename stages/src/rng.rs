@@ -17,6 +17,12 @@ pub fn item_rng(seed: u64, stream: u64, item: u64) -> ChaCha8Rng {
     rng
 }
 
+/// The generator for item `item` of the work identified by the 64-bit `key` (for example a
+/// prefix's hash): the same key gives the same draws wherever the work appears.
+pub fn keyed_rng(seed: u64, stream: u64, key: u64, item: u64) -> ChaCha8Rng {
+    item_rng(seed ^ splitmix64(key ^ splitmix64(stream)), stream, item)
+}
+
 /// SplitMix64 finaliser: a bijective mix so nearby seeds give unrelated generators.
 fn splitmix64(mut z: u64) -> u64 {
     z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);

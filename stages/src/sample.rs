@@ -56,10 +56,10 @@ impl Stage for Sample {
             doc: "n responses per problem from a policy checkpoint, checked by the task",
             params: vec!["n", "split", "temperature", "max_steps", "max_tokens", "batch", "device"],
             inputs: vec![
-                PortSpec { name: "problems", file: "", doc: "a `problems` table" },
-                PortSpec { name: "policy", file: "", doc: "a `train-policy` (or `rl`) checkpoint" },
+                PortSpec::input("problems", "a `problems` table"),
+                PortSpec::input("policy", "a `train-policy` (or `rl`) checkpoint"),
             ],
-            outputs: vec![PortSpec { name: "samples", file: "samples.parquet", doc: "one row per response" }],
+            outputs: vec![PortSpec::output("samples", "samples.parquet", "one row per response")],
         }
     }
 
@@ -191,4 +191,40 @@ pub fn write_samples(path: &std::path::Path, rows: &[SampleRow]) -> Result<(), S
     ];
     let batch = RecordBatch::try_new(schema, columns).map_err(|e| StageError::Failed(e.to_string()))?;
     write_parquet(path, &batch)
+}
+
+/// The columns of a samples table that later kinds read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SampleRef {
+    pub problem_id: i64,
+    pub sample: i32,
+    pub steps: Vec<String>,
+    pub correct: bool,
+}
+
+/// Read a samples table (the output of `sample`, or any table with its columns).
+pub fn read_samples(path: &std::path::Path) -> Result<Vec<SampleRef>, StageError> {
+    use arrow_array::ListArray;
+
+    use crate::table::{column, read_parquet};
+    let mut out = Vec::new();
+    for batch in read_parquet(path)? {
+        let id = column::<Int64Array>(&batch, path, "problem_id", "int64")?;
+        let sample = column::<Int32Array>(&batch, path, "sample", "int32")?;
+        let steps = column::<ListArray>(&batch, path, "steps", "list<string>")?;
+        let correct = column::<BooleanArray>(&batch, path, "correct", "bool")?;
+        for i in 0..batch.num_rows() {
+            let list = steps.value(i);
+            let list = list.as_any().downcast_ref::<StringArray>().ok_or_else(|| {
+                StageError::Failed(format!("input table {}: column `steps` must be list<string>", path.display()))
+            })?;
+            out.push(SampleRef {
+                problem_id: id.value(i),
+                sample: sample.value(i),
+                steps: (0..list.len()).map(|j| list.value(j).to_string()).collect(),
+                correct: correct.value(i),
+            });
+        }
+    }
+    Ok(out)
 }

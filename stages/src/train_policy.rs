@@ -76,10 +76,10 @@ impl Stage for TrainPolicy {
             kind: "train-policy",
             doc: "a base policy trained on teacher traces (MLP for planted, transformer for arith/jsonl)",
             params: TASK_PARAMS.iter().chain(OWN_PARAMS).copied().collect(),
-            inputs: vec![PortSpec { name: "problems", file: "", doc: "a `problems` table (train split is used)" }],
+            inputs: vec![PortSpec::input("problems", "a `problems` table (train split is used)")],
             outputs: vec![
-                PortSpec { name: "policy", file: "policy", doc: "checkpoint directory (model.bpk + config.json)" },
-                PortSpec { name: "curve", file: "curve.parquet", doc: "iteration, loss, accuracy, tokens" },
+                PortSpec::output("policy", "policy", "checkpoint directory (model.bpk + config.json)"),
+                PortSpec::output("curve", "curve.parquet", "iteration, loss, accuracy, tokens"),
             ],
         }
     }
@@ -264,7 +264,7 @@ fn write_curve(path: &std::path::Path, curve: &[CurvePoint]) -> Result<(), Stage
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::collections::BTreeMap;
     use std::path::{Path, PathBuf};
 

@@ -23,6 +23,8 @@ pub struct KindInfo {
     pub doc: String,
     pub params: Vec<String>,
     pub inputs: Vec<String>,
+    /// The inputs a stage may leave unwired (a subset of `inputs`).
+    pub optional_inputs: Vec<String>,
     /// Output port -> default file name.
     pub outputs: Vec<(String, String)>,
 }

@@ -424,6 +424,7 @@ mod tests {
             doc: String::new(),
             params: vec!["lr".into()],
             inputs: Vec::new(),
+            optional_inputs: Vec::new(),
             outputs: vec![("model".into(), "model.bin".into())],
         };
         let d = tempfile::tempdir().unwrap();

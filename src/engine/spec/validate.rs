@@ -104,7 +104,7 @@ pub fn link(
                 }
             }
             for p in &info.inputs {
-                if !stage.needs.iter().any(|n| n.port == *p) {
+                if !info.optional_inputs.contains(p) && !stage.needs.iter().any(|n| n.port == *p) {
                     errors.push(
                         SpecError::new(
                             "E065",
