@@ -26,6 +26,7 @@ pub mod tasks;
 pub mod tokenizer;
 pub mod train;
 pub mod train_policy;
+pub mod train_verifier;
 
 pub use contract::{PortSpec, Stage, StageContext, StageError, StageInfo};
 
@@ -37,5 +38,6 @@ pub fn builtin_kinds() -> Vec<Box<dyn Stage>> {
         Box::new(sample::Sample),
         Box::new(rollout_label::RolloutLabel),
         Box::new(prover_values::ProverValues),
+        Box::new(train_verifier::TrainVerifier),
     ]
 }

@@ -102,8 +102,8 @@ impl Stage for ProverValues {
             let n = prev.iter().filter(|p| p.is_some()).count().max(1);
             writeln!(ctx.log, "K = {k:>3}: mean |a_bok| {:.4} over {n} steps", mean_abs / n as f64)?;
         }
-        let batch = arrow_select::concat::concat_batches(&schema, &batches)
-            .map_err(|e| StageError::Failed(e.to_string()))?;
+        let batch =
+            arrow_select::concat::concat_batches(&schema, &batches).map_err(|e| StageError::Failed(e.to_string()))?;
         write_parquet(port(ctx.outputs, "values", "prover-values")?, &batch)
     }
 }

@@ -161,7 +161,8 @@ impl Roller {
                                 budgets.push(budget);
                             }
                         }
-                        let generated = generate_text_budgeted(model, &prefixes, &budgets, &mut all_rngs, *opts, device);
+                        let generated =
+                            generate_text_budgeted(model, &prefixes, &budgets, &mut all_rngs, *opts, device);
                         for (r, g) in generated.iter().enumerate() {
                             let w = &work[r / n_mc];
                             let mut text = w.steps.join("\n");
@@ -458,8 +459,8 @@ impl Stage for RolloutLabel {
 /// Write a labels table; the exact columns only when the rows have them.
 pub fn write_labels(path: &std::path::Path, rows: &[LabelRow]) -> Result<(), StageError> {
     let (fields, columns) = label_columns(rows);
-    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
-        .map_err(|e| StageError::Failed(e.to_string()))?;
+    let batch =
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|e| StageError::Failed(e.to_string()))?;
     write_parquet(path, &batch)
 }
 

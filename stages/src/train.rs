@@ -38,7 +38,7 @@ pub struct CurvePoint {
 }
 
 /// The sequence indices of iteration `it`: consecutive slices of a per-epoch permutation.
-fn batch_indices(n: usize, batch: usize, it: usize, seed: u64) -> Vec<usize> {
+pub(crate) fn batch_indices(n: usize, batch: usize, it: usize, seed: u64) -> Vec<usize> {
     let per_epoch = n.div_ceil(batch.min(n).max(1));
     let (epoch, slot) = (it / per_epoch, it % per_epoch);
     let mut order: Vec<usize> = (0..n).collect();

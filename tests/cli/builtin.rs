@@ -87,6 +87,27 @@ stages:
     kind: sample
     needs: {problems: planted_problems, policy: planted_policy.policy}
     params: {n: 50}
+  seeds:
+    kind: sample
+    needs: {problems: problems, policy: policy.policy}
+    params: {n: 2, max_tokens: 40}
+  labels:
+    kind: rollout-label
+    needs: {problems: problems, samples: seeds, policy: policy.policy}
+    params: {n_mc: 2, max_tokens: 40}
+  bok:
+    kind: prover-values
+    needs: {labels: labels.labels}
+    params: {k: "${sweep.k}"}
+    sweep: {k: [1, 4]}
+  pqv:
+    kind: train-verifier
+    needs: {problems: problems, samples: seeds, labels: labels.labels}
+    params: {target: pqv, iterations: 3, d_model: 16, layers: 1, heads: 2, d_ff: 32, context: 96}
+  planted_labels:
+    kind: rollout-label
+    needs: {problems: planted_problems, samples: planted_samples}
+    params: {rollout: hint, task: planted, gamma: 10, n_mc: 8}
 "#;
 
 #[test]
@@ -107,6 +128,12 @@ fn policies_and_samples_are_identical_on_one_thread_and_many() {
             ("samples", "samples.parquet"),
             ("planted_policy", "policy/model.bpk"),
             ("planted_samples", "samples.parquet"),
+            ("labels", "labels.parquet"),
+            ("labels", "summary.json"),
+            ("bok[k=4]", "values.parquet"),
+            ("pqv", "verifier/model.bpk"),
+            ("pqv", "eval.parquet"),
+            ("planted_labels", "labels.parquet"),
         ] {
             files.push(std::fs::read(p.object_dir(report.key(stage)).join(file)).unwrap());
         }
@@ -147,4 +174,50 @@ fn a_policy_port_wired_to_a_table_is_a_clear_error() {
     let out = p.run_code("p.yaml", &[], 1);
     assert!(out.stderr.contains("not a policy checkpoint"), "{}", out.stderr);
     assert!(out.stderr.contains("`train-policy` checkpoint"), "{}", out.stderr);
+}
+
+#[test]
+fn a_sweep_over_k_labels_once_and_adding_a_k_runs_only_the_new_point() {
+    let p = Project::new();
+    let text = r#"
+seed: 5
+stages:
+  problems:
+    kind: problems
+    params: {task: planted}
+  policy:
+    kind: train-policy
+    needs: {problems: problems}
+    params: {task: planted, iterations: 2, samples: 64}
+  seeds:
+    kind: sample
+    needs: {problems: problems, policy: policy.policy}
+    params: {n: 8}
+  labels:
+    kind: rollout-label
+    needs: {problems: problems, samples: seeds, policy: policy.policy}
+    params: {n_mc: 4}
+  bok:
+    kind: prover-values
+    needs: {labels: labels.labels}
+    params: {k: "${sweep.k}"}
+    sweep: {k: [1, 2, 4]}
+"#;
+    p.write("p.yaml", text);
+    let r = p.run("p.yaml", &[]);
+    let statuses = r.statuses();
+    let ran: Vec<&String> = statuses.iter().filter(|(_, s)| *s == "ran").map(|(n, _)| n).collect();
+    assert_eq!(r.status("labels"), "ran");
+    assert_eq!(ran.iter().filter(|n| n.starts_with("labels")).count(), 1, "one labelling run: {ran:?}");
+    assert_eq!(ran.iter().filter(|n| n.starts_with("bok")).count(), 3, "{ran:?}");
+    p.write("p.yaml", &text.replace("[1, 2, 4]", "[1, 2, 4, 8]"));
+    let again = p.run("p.yaml", &[]);
+    let statuses = again.statuses();
+    let ran: Vec<(&String, &String)> = statuses.iter().filter(|(_, s)| *s == "ran").collect();
+    assert_eq!(ran.len(), 1, "only K = 8 runs: {statuses:?}");
+    assert_eq!(again.status("labels"), "cached");
+    let show = p.pipeline(&["show", "p.yaml", "bok[k=8]"]).expect_code(0);
+    for want in ["q_bok", "a_bok", "k", "prefix_hash"] {
+        assert!(show.stdout.contains(want), "missing {want:?} in\n{}", show.stdout);
+    }
 }

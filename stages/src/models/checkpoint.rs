@@ -32,7 +32,7 @@ pub struct Checkpoint {
 /// at random, and they are written into the file, so without this the same weights would give
 /// different bytes (and different cache digests) on every run.
 #[derive(Default)]
-struct CanonicalIds {
+pub(crate) struct CanonicalIds {
     next: u64,
 }
 
@@ -117,6 +117,13 @@ impl Checkpoint {
                 let m =
                     c.init(device).try_load_file(&weights).map_err(|e| failed("cannot load weights from", dir, e))?;
                 PolicyModel::Transformer(c, m)
+            }
+            Some("verifier") => {
+                return Err(failed(
+                    "expected a policy checkpoint, found a verifier in",
+                    dir,
+                    "wire the `policy` output of a `train-policy` (or `rl`) stage",
+                ));
             }
             other => return Err(failed("unknown architecture in", dir, format!("{other:?}"))),
         };

@@ -136,6 +136,16 @@ impl Transformer {
     /// - `tokens`: `[batch, t]` with `t <= context`
     /// - returns `[batch, t, vocab]`
     pub fn forward(&self, tokens: Tensor<2, Int>) -> Tensor<3> {
+        self.head.forward(self.hidden(tokens))
+    }
+
+    /// The final hidden states (after the last LayerNorm), which the output layer reads; a
+    /// verifier puts its own head on them.
+    ///
+    /// # Shapes
+    /// - `tokens`: `[batch, t]` with `t <= context`
+    /// - returns `[batch, t, d_model]`
+    pub fn hidden(&self, tokens: Tensor<2, Int>) -> Tensor<3> {
         let [b, t] = tokens.dims();
         let device = tokens.device();
         let positions = Tensor::<1, Int>::arange(0..t as i64, &device).reshape([1, t]);
@@ -149,7 +159,7 @@ impl Transformer {
             x = x + block.attend(q, k, v, Some(mask.clone()));
             x = block.mlp(x);
         }
-        self.head.forward(self.ln_f.forward(x))
+        self.ln_f.forward(x)
     }
 
     pub fn d_model(&self) -> usize {

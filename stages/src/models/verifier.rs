@@ -1,0 +1,213 @@
+//! Process verifiers: the transformer trunk with a scalar head per predicted value, read at step
+//! boundaries (the newline that ends each step; step 0 reads the newline that ends the prompt).
+//!
+//! A verifier checkpoint says what its values mean and how they combine into a step's score:
+//! - `orm`: one head, the probability that the response ends correct; score = that value.
+//! - `pqv`: one head, `Q^pi` of the prefix; score = `Q^pi`.
+//! - `pav` with a Best-of-K prover: one head, `Q^pi`, plus the closed-form transform
+//!   `A = (1 - Q(h-1))^K - (1 - Q(h))^K` (paper App. D: a Q-model plus the transform);
+//!   score = `Q^pi + alpha * A`.
+//! - `pav` with a prover checkpoint: two heads on one trunk, `Q^pi` and `Q^mu` (trained on the
+//!   prover's own rollouts); `A = Q^mu(h) - Q^mu(h-1)`; score = `Q^pi + alpha * A`.
+//!
+//! At step 0 there is no action, so `A = 0` and the score is `Q^pi`.
+
+use std::path::Path;
+
+use burn::nn::{Linear, LinearConfig};
+use burn::prelude::*;
+use burn::tensor::activation::sigmoid;
+use serde_json::{Map, Value, json};
+
+use super::checkpoint::CanonicalIds;
+use super::transformer::{Transformer, TransformerConfig};
+use crate::contract::StageError;
+use crate::tokenizer::PAD;
+
+/// The trunk and its value heads.
+#[derive(Module, Debug)]
+pub struct Verifier {
+    pub trunk: Transformer,
+    pub value: Linear,
+}
+
+impl Verifier {
+    /// A fresh verifier: a new trunk, or `trunk` (a policy's transformer, whose language-model
+    /// head is then unused), and `outputs` value heads.
+    pub fn new(trunk: Transformer, d_model: usize, outputs: usize, device: &Device) -> Verifier {
+        Verifier { trunk, value: LinearConfig::new(d_model, outputs).init(device) }
+    }
+
+    /// Value logits at every position: `[batch, t]` tokens -> `[batch, t, outputs]`.
+    pub fn forward(&self, tokens: Tensor<2, Int>) -> Tensor<3> {
+        self.value.forward(self.trunk.hidden(tokens))
+    }
+}
+
+/// Which prover a PAV's advantage comes from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ProverSpec {
+    /// No advantage term (ORM, PQV).
+    None,
+    /// Best-of-K of the base policy, by the closed form from `Q^pi`.
+    BestOfK(u32),
+    /// A prover checkpoint, through a second head trained on its rollouts.
+    Learned,
+}
+
+/// What a verifier predicts and how it scores a step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerifierMeta {
+    /// `orm`, `pqv` or `pav`.
+    pub target: String,
+    pub prover: ProverSpec,
+    /// The weight of the advantage in the score (the default; search may override it).
+    pub alpha: f64,
+    /// The task params of the policy whose responses it scores.
+    pub task: Map<String, Value>,
+}
+
+/// One step's score and its parts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepScore {
+    /// `Q^pi` (or, for an ORM, the predicted outcome).
+    pub q: f64,
+    /// The prover's advantage (0 without a prover and at step 0).
+    pub a: f64,
+    /// `q + alpha * a`.
+    pub score: f64,
+}
+
+impl VerifierMeta {
+    /// Number of value heads.
+    pub fn outputs(&self) -> usize {
+        if self.prover == ProverSpec::Learned { 2 } else { 1 }
+    }
+
+    /// Scores of steps `0..` of one response from its head values (probabilities), `values[h]`
+    /// holding the heads at step `h`.
+    pub fn scores(&self, values: &[Vec<f64>], alpha: f64) -> Vec<StepScore> {
+        values
+            .iter()
+            .enumerate()
+            .map(|(h, v)| {
+                let q = v[0];
+                let a = match (self.prover, h) {
+                    (_, 0) | (ProverSpec::None, _) => 0.0,
+                    (ProverSpec::BestOfK(k), _) => (1.0 - values[h - 1][0]).powi(k as i32) - (1.0 - q).powi(k as i32),
+                    (ProverSpec::Learned, _) => v[1] - values[h - 1][1],
+                };
+                StepScore { q, a, score: q + alpha * a }
+            })
+            .collect()
+    }
+}
+
+/// A verifier with its shape and meaning.
+#[derive(Debug)]
+pub struct VerifierCheckpoint {
+    pub config: TransformerConfig,
+    pub model: Verifier,
+    pub meta: VerifierMeta,
+}
+
+const TOKENIZER: &str = "bytes-v1";
+
+fn failed(what: &str, dir: &Path, e: impl std::fmt::Display) -> StageError {
+    StageError::Failed(format!("{what} {}: {e}", dir.display()))
+}
+
+impl VerifierCheckpoint {
+    pub fn save(&self, dir: &Path) -> Result<(), StageError> {
+        std::fs::create_dir_all(dir)?;
+        let prover = match self.meta.prover {
+            ProverSpec::None => json!({"kind": "none"}),
+            ProverSpec::BestOfK(k) => json!({"kind": "bok", "k": k}),
+            ProverSpec::Learned => json!({"kind": "learned"}),
+        };
+        let config = serde_json::to_value(&self.config).map_err(|e| failed("cannot encode the config of", dir, e))?;
+        let meta = json!({
+            "arch": "verifier", "model": config, "outputs": self.meta.outputs(), "target": self.meta.target,
+            "prover": prover, "alpha": self.meta.alpha, "task": self.meta.task, "tokenizer": TOKENIZER,
+        });
+        let text = serde_json::to_string_pretty(&meta).map_err(|e| failed("cannot encode", dir, e))?;
+        std::fs::write(dir.join("config.json"), text + "\n")?;
+        self.model
+            .clone()
+            .map(&mut CanonicalIds::default())
+            .save_file(dir.join("model.bpk"))
+            .map_err(|e| failed("cannot write weights to", dir, e))
+    }
+
+    /// Read a verifier written by [`VerifierCheckpoint::save`]; a policy checkpoint or anything
+    /// else gives an error that says what the directory is.
+    pub fn load(dir: &Path, device: &Device) -> Result<VerifierCheckpoint, StageError> {
+        let text = std::fs::read_to_string(dir.join("config.json")).map_err(|e| {
+            failed("not a verifier checkpoint (no readable config.json; wire a `train-verifier` output):", dir, e)
+        })?;
+        let meta: Value = serde_json::from_str(&text).map_err(|e| failed("malformed config.json in", dir, e))?;
+        match meta.get("arch").and_then(Value::as_str) {
+            Some("verifier") => {}
+            Some(other) => {
+                return Err(failed(
+                    &format!("expected a verifier checkpoint, found a `{other}` policy checkpoint in"),
+                    dir,
+                    "wire the `verifier` output of a `train-verifier` stage",
+                ));
+            }
+            None => return Err(failed("unknown architecture in", dir, "no `arch`")),
+        }
+        if meta.get("tokenizer").and_then(Value::as_str) != Some(TOKENIZER) {
+            return Err(failed("unknown tokenizer in", dir, format!("expected `{TOKENIZER}`")));
+        }
+        let config: TransformerConfig = serde_json::from_value(meta.get("model").cloned().unwrap_or(Value::Null))
+            .map_err(|e| failed("bad model config in", dir, e))?;
+        let prover = match meta.pointer("/prover/kind").and_then(Value::as_str) {
+            Some("none") => ProverSpec::None,
+            Some("bok") => ProverSpec::BestOfK(meta.pointer("/prover/k").and_then(Value::as_u64).unwrap_or(1) as u32),
+            Some("learned") => ProverSpec::Learned,
+            other => return Err(failed("unknown prover in", dir, format!("{other:?}"))),
+        };
+        let vmeta = VerifierMeta {
+            target: meta.get("target").and_then(Value::as_str).unwrap_or("pqv").to_string(),
+            prover,
+            alpha: meta.get("alpha").and_then(Value::as_f64).unwrap_or(0.0),
+            task: meta.get("task").and_then(Value::as_object).cloned().unwrap_or_default(),
+        };
+        let blank = Verifier::new(config.init(device), config.d_model, vmeta.outputs(), device);
+        let model =
+            blank.try_load_file(dir.join("model.bpk")).map_err(|e| failed("cannot load weights from", dir, e))?;
+        Ok(VerifierCheckpoint { config, model, meta: vmeta })
+    }
+
+    /// Head values (probabilities) at `positions[i]` of each sequence `seqs[i]`, in batches of
+    /// `batch` sequences. Positions must lie inside the context.
+    pub fn values_at(
+        &self,
+        seqs: &[Vec<u32>],
+        positions: &[Vec<usize>],
+        batch: usize,
+        device: &Device,
+    ) -> Vec<Vec<Vec<f64>>> {
+        let outs = self.meta.outputs();
+        let mut result = Vec::with_capacity(seqs.len());
+        for (chunk, pos) in seqs.chunks(batch.max(1)).zip(positions.chunks(batch.max(1))) {
+            let t = chunk.iter().map(Vec::len).max().unwrap_or(1).clamp(1, self.config.context);
+            let b = chunk.len();
+            let mut input = Vec::with_capacity(b * t);
+            for s in chunk {
+                input.extend((0..t).map(|i| s.get(i).copied().unwrap_or(PAD) as i64));
+            }
+            let x = Tensor::<2, Int>::from_data(TensorData::new(input, [b, t]), device);
+            let v: Vec<f32> = sigmoid(self.model.forward(x)).into_data().try_to_vec::<f32>().unwrap_or_default();
+            for (i, ps) in pos.iter().enumerate() {
+                result.push(
+                    ps.iter()
+                        .map(|&p| (0..outs).map(|o| v[(i * t + p.min(t - 1)) * outs + o] as f64).collect())
+                        .collect(),
+                );
+            }
+        }
+        result
+    }
+}

@@ -1,0 +1,640 @@
+//! The `train-verifier` kind: ORM, Q-value PRM (PQV) and process advantage verifier (PAV).
+//!
+//! A verifier is a transformer trunk with a scalar head per value, read at step boundaries
+//! ([`crate::models::verifier`]), trained with soft-label binary cross-entropy on the
+//! Monte-Carlo labels of the seed responses of the `train` problems:
+//! - `target: orm` learns the outcome of whole responses (read at their last step);
+//! - `target: pqv` learns `Q^pi` at every labelled step (`labels`, rolled out by the base);
+//! - `target: pav` scores steps by `Q^pi + alpha * A^mu`. With `prover: bok` (default, `k`) it is
+//!   a Q-model plus the Best-of-K transform, as the paper does (App. D), so its weights equal a
+//!   PQV's of the same seed; with `prover: labels` a second head learns `Q^mu` from the prover's
+//!   own labels (wired on the `prover` port: `rollout-label` run with the prover checkpoint on
+//!   the same seed responses), and `A^mu = Q^mu(h) - Q^mu(h-1)`.
+//!
+//! Labels are balanced between `q < 0.5` and `q >= 0.5` by weighting: in every batch each of
+//! the two buckets carries half of the loss (every readout of a sequence is used; sampling
+//! readouts to balance them would discard most of each forward pass). The trunk starts from the
+//! `policy` checkpoint when one is wired (the paper starts from a pretrained LM), otherwise
+//! from scratch with `d_model`, `layers`, `heads`, `d_ff`, `context`.
+//!
+//! Outputs: `verifier` (checkpoint directory), `curve` (iteration, loss) and `eval`
+//! (eval.parquet, on the `test` problems' responses): per step index (`step = -1`: the last
+//! step of each response) `n` int32, `positives` int32 (responses that end correct), `auroc`
+//! (of the step's score predicting the final outcome; null with one class), `ece` (of the Q
+//! head against the outcome, 10 bins), `mse` (Q head against the Monte-Carlo label), `error`
+//! (classification error of the score at the threshold that is best on the train problems at
+//! the same step index, the paper's Fig. 10 protocol), `mean_score` float64.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, Float64Array, Int32Array, RecordBatch, StringArray};
+use arrow_schema::{DataType, Field, Schema};
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::prelude::*;
+use burn::tensor::activation::log_sigmoid;
+
+use crate::contract::{PortSpec, Stage, StageContext, StageError, StageInfo};
+use crate::models::checkpoint::{Checkpoint, PolicyModel};
+use crate::models::device::{device, seeded};
+use crate::models::transformer::TransformerConfig;
+use crate::models::verifier::{ProverSpec, Verifier, VerifierCheckpoint, VerifierMeta};
+use crate::params::Params;
+use crate::rollout_label::{LabelRow, read_labels, text_prefix};
+use crate::sample::{SampleRef, read_samples};
+use crate::stats::{auroc, best_threshold, ece, error_at};
+use crate::table::{ProblemRow, read_problems, write_parquet};
+use crate::task::Task;
+use crate::tokenizer::{PAD, VOCAB};
+use crate::train::batch_indices;
+use crate::train_policy::port;
+
+pub struct TrainVerifier;
+
+const PARAMS: &[&str] = &[
+    "target",
+    "prover",
+    "k",
+    "alpha",
+    "iterations",
+    "batch",
+    "learning_rate",
+    "d_model",
+    "layers",
+    "heads",
+    "d_ff",
+    "context",
+    "device",
+];
+
+fn param_err(field: &str, message: impl Into<String>) -> StageError {
+    StageError::Param { field: field.into(), message: message.into() }
+}
+
+/// One training or evaluation sequence: a whole seed response with its readouts.
+#[derive(Debug, Clone)]
+pub struct Example {
+    pub problem_id: i64,
+    pub tokens: Vec<u32>,
+    /// Token index of each step boundary, step 0 first.
+    pub positions: Vec<usize>,
+    /// Per step: the label of each head (None = no label at that step).
+    pub labels: Vec<Vec<Option<f64>>>,
+    /// Per step: the Monte-Carlo `q` of the base policy, where labelled.
+    pub q_mc: Vec<Option<f64>>,
+    pub correct: bool,
+}
+
+/// What to learn, read from the params.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    pub name: String,
+    pub prover: ProverSpec,
+    pub alpha: f64,
+}
+
+impl Target {
+    pub fn from_params(p: &Params<'_>, prover_wired: bool) -> Result<Target, StageError> {
+        let name = p.str_or("target", "pqv")?;
+        let alpha = p.float_or("alpha", 0.5, -1e6, 1e6)?;
+        let prover = match name.as_str() {
+            "orm" | "pqv" => ProverSpec::None,
+            "pav" => match p.str_or("prover", "bok")?.as_str() {
+                "bok" => {
+                    let k = p.uint_in("k", 4, 1, 1 << 20).map_err(|_| {
+                        param_err("k", "expected an integer K >= 1 (the prover is Best-of-K of the base policy)")
+                    })?;
+                    ProverSpec::BestOfK(k as u32)
+                }
+                "labels" => ProverSpec::Learned,
+                other => {
+                    return Err(param_err(
+                        "prover",
+                        format!(
+                            "expected `bok` (Best-of-K of the base, with `k`) or `labels` (a prover's own \
+                             rollout labels on the `prover` port), found `{other}`"
+                        ),
+                    ));
+                }
+            },
+            other => return Err(param_err("target", format!("expected `orm`, `pqv` or `pav`, found `{other}`"))),
+        };
+        match (prover, prover_wired) {
+            (ProverSpec::Learned, false) => Err(param_err(
+                "prover",
+                "`prover: labels` needs the prover's labels: add `needs: {prover: STAGE}` (a `rollout-label` \
+                 stage run with the prover checkpoint on the same seed responses)",
+            )),
+            (ProverSpec::Learned, true) | (_, false) => Ok(Target { name, prover, alpha }),
+            (_, true) => Err(param_err(
+                "prover",
+                "a `prover` input is wired but only `target: pav` with `prover: labels` reads it; remove the input or set those params",
+            )),
+        }
+    }
+}
+
+/// Build one example per seed response of the given split.
+pub fn examples(
+    problems: &[ProblemRow],
+    seeds: &[SampleRef],
+    base: &[LabelRow],
+    prover: Option<&[LabelRow]>,
+    target: &Target,
+    split: &str,
+) -> Vec<Example> {
+    let by_id: HashMap<i64, &ProblemRow> = problems.iter().map(|p| (p.problem_id, p)).collect();
+    let index = |rows: &[LabelRow]| -> HashMap<(i64, i32, i32), f64> {
+        rows.iter().map(|r| ((r.problem_id, r.sample, r.step), r.q)).collect()
+    };
+    let base = index(base);
+    let prover = prover.map(index);
+    let mut out = Vec::new();
+    for s in seeds {
+        let Some(prob) = by_id.get(&s.problem_id) else { continue };
+        if prob.split != split {
+            continue;
+        }
+        let (tokens, _) = text_prefix(&prob.prompt, &s.steps);
+        let prompt_len = crate::tokenizer::encode_prompt(&prob.prompt).len();
+        let mut positions = vec![prompt_len - 1];
+        for st in &s.steps {
+            positions.push(positions.last().copied().unwrap_or(0) + st.len() + 1);
+        }
+        let n = s.steps.len();
+        let q_mc: Vec<Option<f64>> = (0..=n).map(|h| base.get(&(s.problem_id, s.sample, h as i32)).copied()).collect();
+        let outcome = if s.correct { 1.0 } else { 0.0 };
+        let labels = (0..=n)
+            .map(|h| match target.name.as_str() {
+                "orm" => vec![(h == n).then_some(outcome)],
+                _ => {
+                    let mut l = vec![q_mc[h]];
+                    if let Some(pr) = &prover {
+                        l.push(pr.get(&(s.problem_id, s.sample, h as i32)).copied());
+                    }
+                    l
+                }
+            })
+            .collect();
+        out.push(Example { problem_id: s.problem_id, tokens, positions, labels, q_mc, correct: s.correct });
+    }
+    out
+}
+
+/// Per-readout weights that give each label bucket (`< 0.5`, `>= 0.5`) half of the total
+/// weight; uniform when one bucket is empty.
+pub fn balanced_weights(labels: &[f64]) -> Vec<f64> {
+    let high = labels.iter().filter(|&&y| y >= 0.5).count();
+    let low = labels.len() - high;
+    if high == 0 || low == 0 {
+        return vec![1.0; labels.len()];
+    }
+    let n = labels.len() as f64;
+    labels.iter().map(|&y| if y >= 0.5 { n / (2.0 * high as f64) } else { n / (2.0 * low as f64) }).collect()
+}
+
+/// Training settings.
+#[derive(Debug, Clone, Copy)]
+pub struct VerifierOpts {
+    pub iterations: usize,
+    pub batch: usize,
+    pub learning_rate: f64,
+    pub seed: u64,
+}
+
+/// Train the verifier's heads on `train` examples; returns the model and the loss per iteration.
+pub fn train_verifier(
+    init: Verifier,
+    context: usize,
+    device: &Device,
+    train: &[Example],
+    opts: VerifierOpts,
+    mut on_iteration: impl FnMut(usize, f64),
+) -> (Verifier, Vec<f64>) {
+    let mut model = init;
+    let outs = train.first().map_or(1, |e| e.labels[0].len());
+    let mut optim = AdamConfig::new().init();
+    let mut curve = Vec::with_capacity(opts.iterations);
+    for it in 0..opts.iterations {
+        let idx = batch_indices(train.len(), opts.batch, it, opts.seed);
+        let t = idx.iter().map(|&i| train[i].tokens.len()).max().unwrap_or(1).clamp(1, context);
+        let b = idx.len();
+        let mut input = Vec::with_capacity(b * t);
+        let mut rows = Vec::new();
+        let mut ys = Vec::new();
+        let mut present = Vec::new();
+        for (bi, &i) in idx.iter().enumerate() {
+            let ex = &train[i];
+            input.extend((0..t).map(|p| ex.tokens.get(p).copied().unwrap_or(PAD) as i64));
+            for (h, &pos) in ex.positions.iter().enumerate() {
+                if pos >= t || ex.labels[h].iter().all(Option::is_none) {
+                    continue;
+                }
+                rows.push((bi * t + pos) as i64);
+                for o in 0..outs {
+                    ys.push(ex.labels[h][o].unwrap_or(0.0));
+                    present.push(ex.labels[h][o].is_some());
+                }
+            }
+        }
+        if rows.is_empty() {
+            curve.push(f64::NAN);
+            continue;
+        }
+        let n = rows.len();
+        // Balance each head's labels separately; missing labels weigh nothing.
+        let mut w = vec![0.0; n * outs];
+        for o in 0..outs {
+            let ids: Vec<usize> = (0..n).filter(|r| present[r * outs + o]).collect();
+            let bal = balanced_weights(&ids.iter().map(|r| ys[r * outs + o]).collect::<Vec<_>>());
+            for (r, wi) in ids.into_iter().zip(bal) {
+                w[r * outs + o] = wi;
+            }
+        }
+        let total: f64 = w.iter().sum();
+        let x = Tensor::<2, Int>::from_data(TensorData::new(input, [b, t]), device);
+        let z = model
+            .forward(x)
+            .reshape([b * t, outs])
+            .select(0, Tensor::<1, Int>::from_data(TensorData::new(rows, [n]), device));
+        let y = Tensor::<2>::from_data(
+            TensorData::new(ys.iter().map(|&v| v as f32).collect::<Vec<_>>(), [n, outs]),
+            device,
+        );
+        let wt = Tensor::<2>::from_data(
+            TensorData::new(w.iter().map(|&v| (v / total.max(1e-12)) as f32).collect::<Vec<_>>(), [n, outs]),
+            device,
+        );
+        // Soft-label binary cross-entropy: -(y log s(z) + (1 - y) log s(-z)).
+        let nll = (y.clone() * log_sigmoid(z.clone()) + (y.neg() + 1.0) * log_sigmoid(z.neg())).neg();
+        let loss = (nll * wt).sum();
+        let value = loss.clone().into_scalar::<f32>() as f64;
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optim.step(opts.learning_rate, model, grads);
+        on_iteration(it + 1, value);
+        curve.push(value);
+    }
+    (model, curve)
+}
+
+/// One row of the evaluation table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvalRow {
+    /// `test` (held-out problems) or `train` (the verifier's own training problems).
+    pub split: &'static str,
+    /// Step index; -1 for the last step of each response.
+    pub step: i32,
+    pub n: i32,
+    pub positives: i32,
+    pub auroc: Option<f64>,
+    pub ece: f64,
+    pub mse: Option<f64>,
+    pub error: f64,
+    pub mean_score: f64,
+}
+
+/// Per step index: (score, Q head, Monte-Carlo q, final outcome) of every response reaching it;
+/// key -1 collects each response's last step.
+type ByStep = std::collections::BTreeMap<i32, Vec<(f64, f64, Option<f64>, bool)>>;
+
+fn scored(ckpt: &VerifierCheckpoint, examples: &[Example], alpha: f64, device: &Device) -> ByStep {
+    let context = ckpt.config.context;
+    let positions: Vec<Vec<usize>> =
+        examples.iter().map(|e| e.positions.iter().copied().take_while(|&p| p < context).collect()).collect();
+    let values = ckpt.values_at(&examples.iter().map(|e| e.tokens.clone()).collect::<Vec<_>>(), &positions, 64, device);
+    let mut by_step = ByStep::new();
+    for ((ex, pos), vals) in examples.iter().zip(&positions).zip(values) {
+        let scores = ckpt.meta.scores(&vals, alpha);
+        for (h, sc) in scores.iter().enumerate() {
+            by_step.entry(h as i32).or_default().push((sc.score, sc.q, ex.q_mc[h], ex.correct));
+        }
+        if pos.len() == ex.positions.len()
+            && let Some(last) = scores.last()
+        {
+            by_step.entry(-1).or_default().push((last.score, last.q, ex.q_mc.last().copied().flatten(), ex.correct));
+        }
+    }
+    by_step
+}
+
+/// Evaluate on the `test` examples (and, to show over-fitting, on the `train` examples), with
+/// thresholds chosen on the `train` examples.
+pub fn evaluate(
+    ckpt: &VerifierCheckpoint,
+    train: &[Example],
+    test: &[Example],
+    alpha: f64,
+    device: &Device,
+) -> Vec<EvalRow> {
+    let fit = scored(ckpt, train, alpha, device);
+    let held = scored(ckpt, test, alpha, device);
+    let mut rows = Vec::new();
+    for (split, by_step) in [("test", &held), ("train", &fit)] {
+        let mut block = Vec::new();
+        for (&step, items) in by_step {
+            let scores: Vec<f64> = items.iter().map(|i| i.0).collect();
+            let qs: Vec<f64> = items.iter().map(|i| i.1.clamp(0.0, 1.0)).collect();
+            let outcome: Vec<bool> = items.iter().map(|i| i.3).collect();
+            let labelled: Vec<(f64, f64)> = items.iter().filter_map(|i| i.2.map(|m| (i.1, m))).collect();
+            let threshold = fit.get(&step).map_or(0.5, |f| {
+                best_threshold(&f.iter().map(|i| i.0).collect::<Vec<_>>(), &f.iter().map(|i| i.3).collect::<Vec<_>>()).0
+            });
+            block.push(EvalRow {
+                split,
+                step,
+                n: items.len() as i32,
+                positives: outcome.iter().filter(|&&o| o).count() as i32,
+                auroc: auroc(&scores, &outcome),
+                ece: ece(&qs, &outcome, 10),
+                mse: (!labelled.is_empty())
+                    .then(|| labelled.iter().map(|(q, m)| (q - m).powi(2)).sum::<f64>() / labelled.len() as f64),
+                error: error_at(&scores, &outcome, threshold),
+                mean_score: scores.iter().sum::<f64>() / scores.len().max(1) as f64,
+            });
+        }
+        // The last-step row after the per-step rows.
+        let first_is_last_step = block.first().is_some_and(|r| r.step == -1);
+        block.rotate_left(usize::from(first_is_last_step));
+        rows.extend(block);
+    }
+    rows
+}
+
+impl Stage for TrainVerifier {
+    fn info(&self) -> StageInfo {
+        StageInfo {
+            kind: "train-verifier",
+            doc: "ORM, PQV (Q of the base) or PAV (Q + alpha * A under a prover) on a transformer trunk",
+            params: PARAMS.to_vec(),
+            inputs: vec![
+                PortSpec::input("problems", "the `problems` table (its split picks train and test responses)"),
+                PortSpec::input("samples", "the seed responses (a `sample` table)"),
+                PortSpec::optional("labels", "the base policy's `rollout-label` table (not needed by `orm`)"),
+                PortSpec::optional("prover", "a prover's `rollout-label` table (`target: pav`, `prover: labels`)"),
+                PortSpec::optional("policy", "a policy checkpoint whose trunk the verifier starts from"),
+            ],
+            outputs: vec![
+                PortSpec::output("verifier", "verifier", "checkpoint directory (model.bpk + config.json)"),
+                PortSpec::output("curve", "curve.parquet", "iteration, loss"),
+                PortSpec::output("eval", "eval.parquet", "per step: n, positives, auroc, ece, mse, error, mean_score"),
+            ],
+        }
+    }
+
+    fn version(&self) -> u32 {
+        1
+    }
+
+    fn run(&self, ctx: &mut StageContext<'_>) -> Result<(), StageError> {
+        let p = Params::new(ctx.params);
+        let target = Target::from_params(&p, ctx.inputs.contains_key("prover"))?;
+        let opts = VerifierOpts {
+            iterations: p.uint_in("iterations", 300, 1, 10_000_000)? as usize,
+            batch: p.uint_in("batch", 32, 1, 1 << 16)? as usize,
+            learning_rate: p.float_or("learning_rate", 1e-3, 1e-9, 10.0)?,
+            seed: ctx.seed,
+        };
+        let dev = device(&p.str_or("device", "cpu")?).map_err(|m| param_err("device", m))?;
+        let problems = read_problems(port(ctx.inputs, "problems", "train-verifier")?)?;
+        let seeds = read_samples(port(ctx.inputs, "samples", "train-verifier")?)?;
+        let base = match ctx.inputs.get("labels") {
+            Some(path) => read_labels(path)?,
+            None if target.name == "orm" => Vec::new(),
+            None => {
+                return Err(StageError::Failed(format!(
+                    "`target: {}` learns Monte-Carlo values: add `needs: {{labels: STAGE}}` (a `rollout-label` stage on these samples)",
+                    target.name
+                )));
+            }
+        };
+        let prover = ctx.inputs.get("prover").map(|path| read_labels(path)).transpose()?;
+        let train = examples(&problems, &seeds, &base, prover.as_deref(), &target, "train");
+        let test = examples(&problems, &seeds, &base, prover.as_deref(), &target, "test");
+        let readouts: usize =
+            train.iter().map(|e| e.labels.iter().filter(|l| l.iter().any(Option::is_some)).count()).sum();
+        if readouts == 0 {
+            return Err(StageError::Failed(
+                "no labelled step of a `train` problem's response: are `samples` and `labels` from the same run, and does the problems table have `train` rows?".into(),
+            ));
+        }
+        let ad = dev.clone().autodiff();
+        let (config, task, trunk) = match ctx.inputs.get("policy") {
+            Some(path) => {
+                let ckpt = Checkpoint::load(path, &ad)?;
+                match ckpt.model {
+                    PolicyModel::Transformer(c, m) => (c, ckpt.task, Some(m)),
+                    PolicyModel::Mlp(..) => {
+                        return Err(StageError::Failed(
+                            "the `policy` is an MLP (planted task); a verifier's trunk is a transformer: leave `policy` unwired to train one from scratch".into(),
+                        ));
+                    }
+                }
+            }
+            None => {
+                let c = TransformerConfig::new(VOCAB)
+                    .with_context(p.uint_in("context", 128, 2, 1 << 16)? as usize)
+                    .with_d_model(p.uint_in("d_model", 128, 1, 1 << 16)? as usize)
+                    .with_layers(p.uint_in("layers", 4, 1, 256)? as usize)
+                    .with_heads(p.uint_in("heads", 4, 1, 1024)? as usize)
+                    .with_d_ff(p.uint_in("d_ff", 512, 1, 1 << 20)? as usize);
+                c.validate().map_err(|m| param_err("model params", m))?;
+                (c, serde_json::Map::new(), None)
+            }
+        };
+        if let Ok(Task::Planted(_)) = Task::from_params(&Params::new(&task)) {
+            return Err(StageError::Failed("train-verifier serves the text tasks (arith, jsonl)".into()));
+        }
+        let dropped: usize = train.iter().map(|e| e.positions.iter().filter(|&&p| p >= config.context).count()).sum();
+        let meta = VerifierMeta { target: target.name.clone(), prover: target.prover, alpha: target.alpha, task };
+        let outs = meta.outputs();
+        let init = seeded(&ad, ctx.seed, || {
+            let trunk = trunk.unwrap_or_else(|| config.init(&ad));
+            Verifier::new(trunk, config.d_model, outs, &ad)
+        });
+        writeln!(
+            ctx.log,
+            "{}: {} train responses ({readouts} labelled steps, {dropped} beyond the context of {} tokens), {} test responses",
+            target.name,
+            train.len(),
+            config.context,
+            test.len()
+        )?;
+        let log = &mut *ctx.log;
+        let (model, curve) = train_verifier(init, config.context, &ad, &train, opts, |it, loss| {
+            if it == 1 || it % 50 == 0 || it == opts.iterations {
+                let _ = writeln!(log, "iteration {it:>6}  loss {loss:.4}");
+            }
+        });
+        if curve.last().is_some_and(|l| !l.is_finite()) {
+            return Err(StageError::Failed("the training loss diverged (not finite); lower `learning_rate`".into()));
+        }
+        let ckpt = VerifierCheckpoint { config, model: model.valid(), meta };
+        ckpt.save(port(ctx.outputs, "verifier", "train-verifier")?)?;
+        let rows = evaluate(&ckpt, &train, &test, target.alpha, &dev);
+        for r in &rows {
+            writeln!(
+                ctx.log,
+                "{:<5} step {:>3}: n {:>5}  auroc {}  ece {:.3}  error {:.3}",
+                r.split,
+                r.step,
+                r.n,
+                r.auroc.map_or("  -  ".into(), |a| format!("{a:.3}")),
+                r.ece,
+                r.error
+            )?;
+        }
+        write_curve(port(ctx.outputs, "curve", "train-verifier")?, &curve)?;
+        write_eval(port(ctx.outputs, "eval", "train-verifier")?, &rows)
+    }
+}
+
+fn write_curve(path: &std::path::Path, curve: &[f64]) -> Result<(), StageError> {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("iteration", DataType::Int32, false),
+        Field::new("loss", DataType::Float64, false),
+    ]));
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(Int32Array::from_iter_values(1..=curve.len() as i32)),
+        Arc::new(Float64Array::from_iter_values(curve.iter().copied())),
+    ];
+    let batch = RecordBatch::try_new(schema, columns).map_err(|e| StageError::Failed(e.to_string()))?;
+    write_parquet(path, &batch)
+}
+
+/// Write an evaluation table.
+pub fn write_eval(path: &std::path::Path, rows: &[EvalRow]) -> Result<(), StageError> {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("split", DataType::Utf8, false),
+        Field::new("step", DataType::Int32, false),
+        Field::new("n", DataType::Int32, false),
+        Field::new("positives", DataType::Int32, false),
+        Field::new("auroc", DataType::Float64, true),
+        Field::new("ece", DataType::Float64, false),
+        Field::new("mse", DataType::Float64, true),
+        Field::new("error", DataType::Float64, false),
+        Field::new("mean_score", DataType::Float64, false),
+    ]));
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.split))),
+        Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.step))),
+        Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.n))),
+        Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.positives))),
+        Arc::new(Float64Array::from(rows.iter().map(|r| r.auroc).collect::<Vec<_>>())),
+        Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.ece))),
+        Arc::new(Float64Array::from(rows.iter().map(|r| r.mse).collect::<Vec<_>>())),
+        Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.error))),
+        Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.mean_score))),
+    ];
+    let batch = RecordBatch::try_new(schema, columns).map_err(|e| StageError::Failed(e.to_string()))?;
+    write_parquet(path, &batch)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::problems::Problems;
+    use crate::rollout_label::RolloutLabel;
+    use crate::sample::Sample;
+    use crate::table::read_parquet;
+    use crate::train_policy::TrainPolicy;
+    use crate::train_policy::tests::{merged, run_kind, small_arith};
+
+    fn eval_rows(path: &std::path::Path) -> Vec<(i32, i32, Option<f64>, f64)> {
+        use arrow_array::Array;
+        use arrow_array::cast::AsArray;
+        use arrow_array::types::{Float64Type, Int32Type};
+        let b = &read_parquet(path).unwrap()[0];
+        let step = b.column_by_name("step").unwrap().as_primitive::<Int32Type>();
+        let n = b.column_by_name("n").unwrap().as_primitive::<Int32Type>();
+        let au = b.column_by_name("auroc").unwrap().as_primitive::<Float64Type>();
+        let err = b.column_by_name("error").unwrap().as_primitive::<Float64Type>();
+        let split = b.column_by_name("split").unwrap().as_string::<i32>();
+        (0..b.num_rows())
+            .filter(|&i| split.value(i) == "test")
+            .map(|i| (step.value(i), n.value(i), au.is_valid(i).then(|| au.value(i)), err.value(i)))
+            .collect()
+    }
+
+    #[test]
+    fn a_verifier_of_the_arith_policy_predicts_outcomes_better_than_chance() {
+        // One-operation chains: the verifier must learn which `a op b = c` lines are right.
+        // (On two-operation chains the same recipe over-fits its ~1,500 responses: see
+        // docs/results.md.)
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let t0 = std::time::Instant::now();
+        let task = merged(&small_arith(), json!({"steps": 1}));
+        let probs =
+            run_kind(&Problems, d, "problems", merged(&task, json!({"train": 512, "test": 64})), 1, &[]).unwrap();
+        let problems = probs["problems"].clone();
+        let model = json!({"d_model": 64, "layers": 2, "heads": 4, "d_ff": 256, "context": 96, "iterations": 200, "learning_rate": 0.003, "traces": 1});
+        let pol =
+            run_kind(&TrainPolicy, d, "policy", merged(&task, model), 2, &[("problems", problems.clone())]).unwrap();
+        let policy = pol["policy"].clone();
+        let both = [("problems", problems.clone()), ("policy", policy.clone())];
+        let seeds = run_kind(&Sample, d, "seeds", json!({"n": 2}), 8, &both).unwrap();
+        let inputs =
+            [("problems", problems.clone()), ("samples", seeds["samples"].clone()), ("policy", policy.clone())];
+        let labels = run_kind(&RolloutLabel, d, "labels", json!({"n_mc": 4}), 9, &inputs).unwrap();
+        let t1 = t0.elapsed();
+        let inputs = [
+            ("problems", problems.clone()),
+            ("samples", seeds["samples"].clone()),
+            ("labels", labels["labels"].clone()),
+            ("policy", policy),
+        ];
+        let v = run_kind(&TrainVerifier, d, "pqv", json!({"target": "pqv", "iterations": 200}), 10, &inputs).unwrap();
+        let rows = eval_rows(&v["eval"]);
+        eprintln!("policy and labels {t1:?}, verifier {:?}: {rows:?}", t0.elapsed() - t1);
+        let last = rows.iter().find(|r| r.0 == -1).expect("a last-step row");
+        assert_eq!(last.1, 128, "two responses per test problem");
+        // Chance is 0.5; 128 test responses give the AUROC a standard error near 0.04.
+        let auc = last.2.expect("both outcomes among the test responses");
+        assert!(auc > 0.7, "last-step AUROC {auc:.3}");
+        // The checkpoint reloads with its meaning.
+        let ckpt = VerifierCheckpoint::load(&v["verifier"], &burn::prelude::Device::flex()).unwrap();
+        assert_eq!((ckpt.meta.target.as_str(), ckpt.meta.prover), ("pqv", ProverSpec::None));
+    }
+
+    #[test]
+    fn pav_scores_add_the_best_of_k_advantage_of_each_step() {
+        let meta = VerifierMeta {
+            target: "pav".into(),
+            prover: ProverSpec::BestOfK(2),
+            alpha: 0.5,
+            task: serde_json::Map::new(),
+        };
+        let values = vec![vec![0.5], vec![0.75], vec![0.0]];
+        let s = meta.scores(&values, 0.5);
+        // Step 1: (1 - 0.5)^2 - (1 - 0.75)^2 = 0.1875; step 2: 0.0625 - 1 = -0.9375.
+        assert_eq!(s[0].a, 0.0);
+        assert!((s[1].a - 0.1875).abs() < 1e-12 && (s[1].score - (0.75 + 0.5 * 0.1875)).abs() < 1e-12);
+        assert!((s[2].a + 0.9375).abs() < 1e-12);
+        let learned = VerifierMeta { prover: ProverSpec::Learned, ..meta };
+        let s = learned.scores(&[vec![0.5, 0.2], vec![0.6, 0.7]], 1.0);
+        assert!((s[1].score - (0.6 + 0.5)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn balanced_weights_give_each_bucket_half() {
+        let w = balanced_weights(&[0.1, 0.2, 0.3, 0.9]);
+        assert!((w[..3].iter().sum::<f64>() - w[3]).abs() < 1e-12);
+        assert_eq!(balanced_weights(&[0.7, 0.8]), vec![1.0, 1.0]);
+    }
+
+    #[test]
+    fn bad_params_name_the_field() {
+        let m = |v: Value| v.as_object().unwrap().clone();
+        let err = |v: Value, wired: bool| Target::from_params(&Params::new(&m(v)), wired).unwrap_err().to_string();
+        assert!(err(json!({"target": "prm"}), false).contains("`orm`, `pqv` or `pav`"));
+        assert!(err(json!({"target": "pav", "k": 0}), false).contains("param `k`"));
+        assert!(err(json!({"target": "pav", "alpha": 1e9}), false).contains("param `alpha`"));
+        assert!(err(json!({"target": "pav", "prover": "labels"}), false).contains("needs the prover's labels"));
+        assert!(err(json!({"target": "pqv"}), true).contains("only `target: pav`"));
+        assert!(err(json!({"target": "pav", "prover": "oracle"}), false).contains("`bok`"));
+        let ok = Target::from_params(&Params::new(&m(json!({"target": "pav", "k": 8}))), false).unwrap();
+        assert_eq!(ok.prover, ProverSpec::BestOfK(8));
+    }
+}
