@@ -145,10 +145,100 @@ pub fn generate_text_budgeted(
 ) -> Vec<Generated> {
     let mut out = Vec::with_capacity(prefixes.len());
     let step = opts.batch.max(1);
+    let host = KvCache::new(model, 1, 1, device).is_host();
     for ((pre, bud), chunk) in prefixes.chunks(step).zip(budgets.chunks(step)).zip(rngs.chunks_mut(step)) {
-        out.extend(generate_chunk(model, pre, bud, chunk, opts, device));
+        if host {
+            out.extend(generate_chunk_shared(model, pre, bud, chunk, opts, device));
+        } else {
+            out.extend(generate_chunk(model, pre, bud, chunk, opts, device));
+        }
     }
     out
+}
+
+/// One batch on the host store, computing each distinct prefix once: the distinct prefixes
+/// (but their last token) are fed through a small cache, copied into every row that continues
+/// them, and each row then decodes from its own position. Rollouts (`n_mc` rows per prefix)
+/// and samples (`n` rows per prompt) skip most of the prompt work this way.
+fn generate_chunk_shared(
+    model: &Transformer,
+    prefixes: &[Vec<u32>],
+    budgets: &[Budget],
+    rngs: &mut [ChaCha8Rng],
+    opts: SampleOpts,
+    device: &Device,
+) -> Vec<Generated> {
+    let b = prefixes.len();
+    let context = model.context();
+    let capacity =
+        prefixes.iter().zip(budgets).map(|(p, bud)| p.len() + bud.max_tokens).max().unwrap_or(1).min(context);
+    // Distinct prefixes in first-seen order, and each row's.
+    let mut first: Vec<usize> = Vec::new();
+    let mut group = vec![0usize; b];
+    let mut seen: std::collections::HashMap<&[u32], usize> = std::collections::HashMap::new();
+    for (r, p) in prefixes.iter().enumerate() {
+        group[r] = *seen.entry(p.as_slice()).or_insert_with(|| {
+            first.push(r);
+            first.len() - 1
+        });
+    }
+    // Each row starts by feeding its prefix's last token at that position; positions before it
+    // come from the prefill.
+    let start: Vec<usize> = prefixes.iter().map(|p| p.len().clamp(1, capacity) - 1).collect();
+    let fill = first.iter().map(|&r| start[r]).max().unwrap_or(0);
+    let mut cache = KvCache::new(model, b, capacity, device);
+    if fill > 0 {
+        let mut pre = KvCache::new(model, first.len(), fill, device);
+        for t in 0..fill {
+            // A prefix shorter than `t` re-feeds its last prefilled position (changing nothing).
+            let pos: Vec<usize> = first.iter().map(|&r| t.min(start[r].saturating_sub(1))).collect();
+            let tok: Vec<u32> = first.iter().zip(&pos).map(|(&r, &p)| prefixes[r][p]).collect();
+            model.step_rows(&tok, &pos, &mut pre);
+        }
+        for r in 0..b {
+            cache.copy_prefix(&pre, group[r], r, start[r]);
+        }
+    }
+    let mut rows: Vec<Row<'_>> = prefixes
+        .iter()
+        .zip(budgets)
+        .map(|(p, &budget)| Row {
+            prefix: p,
+            budget,
+            response: Vec::new(),
+            logprob: 0.0,
+            steps: 0,
+            done: p.len() >= capacity || budget.max_steps == 0 || budget.max_tokens == 0,
+        })
+        .collect();
+    let mut pos = start;
+    let mut feed: Vec<u32> = prefixes.iter().map(|p| p.last().copied().unwrap_or(EOS)).collect();
+    let vocab = model.vocab();
+    while rows.iter().any(|r| !r.done) {
+        let logits = model.step_rows(&feed, &pos, &mut cache);
+        for (i, row) in rows.iter_mut().enumerate() {
+            if row.done {
+                continue;
+            }
+            let u = rngs[i].random::<f64>();
+            let (tok, lp) = draw(&logits[i * vocab..(i + 1) * vocab], opts.temperature, u);
+            let tok = tok as u32;
+            row.response.push(tok);
+            row.logprob += lp;
+            if tok == NEWLINE {
+                row.steps += 1;
+            }
+            row.done = tok == EOS
+                || row.steps >= row.budget.max_steps
+                || row.response.len() >= row.budget.max_tokens
+                || pos[i] + 2 >= capacity;
+            if !row.done {
+                pos[i] += 1;
+                feed[i] = tok;
+            }
+        }
+    }
+    rows.into_iter().map(|r| Generated { tokens: r.response, logprob: r.logprob }).collect()
 }
 
 struct Row<'a> {
@@ -238,5 +328,33 @@ mod tests {
         let (tok, lp) = draw(&logits, 0.5, 0.15);
         assert_eq!(tok, 1, "p(0) at T=0.5 is 0.1");
         assert!((lp - 0.75f64.ln()).abs() < 1e-6);
+    }
+
+    #[test]
+    fn shared_prefixes_decode_as_the_lockstep_path_does() {
+        use crate::models::device::seeded;
+        use crate::models::transformer::TransformerConfig;
+        use crate::rng::item_rng;
+        let dev = Device::flex();
+        let config =
+            TransformerConfig::new(20).with_context(24).with_d_model(16).with_layers(2).with_heads(2).with_d_ff(32);
+        let model = seeded(&dev, 4, || config.init(&dev));
+        // Three rows share one prefix, two another, one stands alone; the limits differ by row.
+        let a = vec![1u32, 5, 6, 7, NEWLINE];
+        let b = vec![1u32, 8, NEWLINE];
+        let prefixes = vec![a.clone(), a.clone(), b.clone(), a, b, vec![1u32, 9, 9, 9, 9, 9, 9]];
+        let budgets: Vec<Budget> = (0..6).map(|i| Budget { max_steps: 2 + i % 3, max_tokens: 6 + 3 * i }).collect();
+        let opts = SampleOpts { temperature: 1.0, max_tokens: 0, max_steps: 0, batch: 6 };
+        let rngs = || (0..6).map(|i| item_rng(1, 2, i)).collect::<Vec<_>>();
+        let shared = generate_chunk_shared(&model, &prefixes, &budgets, &mut rngs(), opts, &dev);
+        let lockstep = generate_chunk(&model, &prefixes, &budgets, &mut rngs(), opts, &dev);
+        for (s, l) in shared.iter().zip(&lockstep) {
+            assert_eq!(s.tokens, l.tokens);
+            assert!((s.logprob - l.logprob).abs() < 1e-4, "{} vs {}", s.logprob, l.logprob);
+        }
+        for (g, bud) in shared.iter().zip(&budgets) {
+            assert!(g.tokens.len() <= bud.max_tokens);
+        }
+        assert!(shared.iter().map(|g| g.tokens.len()).sum::<usize>() > 20, "rows generated something");
     }
 }

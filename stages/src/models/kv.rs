@@ -92,6 +92,36 @@ impl KvCache {
     pub fn capacity(&self) -> usize {
         self.capacity
     }
+
+    /// Whether this cache keeps its buffers in host memory (and so supports
+    /// [`Transformer::step_rows`] and [`KvCache::copy_prefix`]).
+    pub fn is_host(&self) -> bool {
+        matches!(self.store, Store::Host { .. })
+    }
+
+    /// Copy the first `len` positions of row `src` of `from` into row `dst` of this cache, in
+    /// every layer: a prefix computed once serves every row that continues it.
+    ///
+    /// # Panics
+    /// Unless both caches use the host store with the same shape per position.
+    pub fn copy_prefix(&mut self, from: &KvCache, src: usize, dst: usize, len: usize) {
+        let (Store::Host { keys, values }, Store::Host { keys: fk, values: fv }) = (&mut self.store, &from.store)
+        else {
+            panic!("copy_prefix needs host key/value stores");
+        };
+        assert!(self.heads == from.heads && self.dh == from.dh, "caches of different models");
+        assert!(len <= self.capacity && len <= from.capacity, "a prefix longer than a cache");
+        let (dh, heads) = (self.dh, self.heads);
+        for (dst_layers, src_layers) in [(keys, fk), (values, fv)] {
+            for (d, s) in dst_layers.iter_mut().zip(src_layers) {
+                for h in 0..heads {
+                    let to = (dst * heads + h) * self.capacity * dh;
+                    let from_at = (src * heads + h) * from.capacity * dh;
+                    d[to..to + len * dh].copy_from_slice(&s[from_at..from_at + len * dh]);
+                }
+            }
+        }
+    }
 }
 
 fn host_vec(t: Tensor<3>) -> Vec<f32> {
@@ -113,8 +143,9 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
-/// One query per (row, head) against the first `t + 1` cached positions, after writing this
-/// position's keys and values. `q`, `k`, `v` and the result are `[batch][heads · d_h]`.
+/// One query per (row, head) against the first `ts[row] + 1` cached positions, after writing
+/// the row's keys and values at position `ts[row]`. `q`, `k`, `v` and the result are
+/// `[batch][heads · d_h]`.
 #[allow(clippy::too_many_arguments)]
 fn host_attend(
     q: &[f32],
@@ -122,7 +153,8 @@ fn host_attend(
     v: &[f32],
     keys: &mut [f32],
     values: &mut [f32],
-    (heads, dh, capacity, t): (usize, usize, usize, usize),
+    ts: &[usize],
+    (heads, dh, capacity): (usize, usize, usize),
 ) -> Vec<f32> {
     let d = heads * dh;
     let per_row = heads * capacity * dh;
@@ -130,6 +162,7 @@ fn host_attend(
     let mut out = vec![0.0f32; q.len()];
     out.par_chunks_mut(d).zip(keys.par_chunks_mut(per_row)).zip(values.par_chunks_mut(per_row)).enumerate().for_each(
         |(b, ((out, keys), values))| {
+            let t = ts[b];
             let mut scores = vec![0.0f32; t + 1];
             for h in 0..heads {
                 let base = h * capacity * dh;
@@ -179,7 +212,45 @@ impl Transformer {
         let device = tokens.device();
         let d = self.d_model();
         let position = Tensor::<1, Int>::from_data(TensorData::new(vec![t as i64], [1]), &device).reshape([1, 1]);
-        let mut x = self.tok.forward(tokens.reshape([b, 1])) + self.pos.forward(position).expand([b, 1, d]);
+        let x = self.tok.forward(tokens.reshape([b, 1])) + self.pos.forward(position).expand([b, 1, d]);
+        let logits = self.step_blocks(x, &vec![t; b], cache);
+        cache.len += 1;
+        logits
+    }
+
+    /// Feed one token per row, each row at its own position (`positions[row]`, which must be
+    /// at most one past the row's last filled position), and return the next-token logits as
+    /// `[batch][vocab]` on the host. Rows may rewrite a position they filled before (an idle
+    /// row re-fed its last token and position changes nothing). Host store only: this is how
+    /// rows that share a prefix continue from one prefilled copy of it ([`KvCache::copy_prefix`]).
+    ///
+    /// # Panics
+    /// With the tensor store, or a position past the capacity.
+    pub fn step_rows(&self, tokens: &[u32], positions: &[usize], cache: &mut KvCache) -> Vec<f32> {
+        let b = tokens.len();
+        assert!(matches!(cache.store, Store::Host { .. }), "per-row positions need the host key/value store");
+        assert_eq!(b, cache.batch, "the batch a key/value cache was made for");
+        assert!(positions.iter().all(|&p| p < cache.capacity), "a position past the key/value cache");
+        let device = Device::flex();
+        let ids = Tensor::<2, Int>::from_data(
+            TensorData::new(tokens.iter().map(|&t| t as i64).collect::<Vec<_>>(), [b, 1]),
+            &device,
+        );
+        let pos = Tensor::<2, Int>::from_data(
+            TensorData::new(positions.iter().map(|&p| p as i64).collect::<Vec<_>>(), [b, 1]),
+            &device,
+        );
+        let x = self.tok.forward(ids) + self.pos.forward(pos);
+        let logits = self.step_blocks(x, positions, cache);
+        logits.into_data().try_to_vec::<f32>().unwrap_or_default()
+    }
+
+    /// The blocks and the output layer for one new position per row (`ts[row]`), `x` being
+    /// the embedded tokens `[batch, 1, d_model]`.
+    fn step_blocks(&self, mut x: Tensor<3>, ts: &[usize], cache: &mut KvCache) -> Tensor<2> {
+        let [b, _, d] = x.dims();
+        let device = x.device();
+        let t = ts.first().copied().unwrap_or(0);
         let (heads, dh, capacity) = (cache.heads, cache.dh, cache.capacity);
         for (l, block) in self.blocks.iter().enumerate() {
             let h = block.ln1.forward(x.clone());
@@ -192,7 +263,8 @@ impl Transformer {
                         &host_vec(v),
                         &mut keys[l],
                         &mut values[l],
-                        (heads, dh, capacity, t),
+                        ts,
+                        (heads, dh, capacity),
                     );
                     block.o.forward(Tensor::<3>::from_data(TensorData::new(out, [b, 1, d]), &device))
                 }
@@ -214,7 +286,6 @@ impl Transformer {
             x = x + att;
             x = block.mlp(x);
         }
-        cache.len += 1;
         self.head.forward(self.ln_f.forward(x)).reshape([b, self.vocab()])
     }
 
