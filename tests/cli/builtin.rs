@@ -104,6 +104,16 @@ stages:
     kind: train-verifier
     needs: {problems: problems, samples: seeds, labels: labels.labels}
     params: {target: pqv, iterations: 3, d_model: 16, layers: 1, heads: 2, d_ff: 32, context: 96}
+  pav:
+    kind: train-verifier
+    doc: a prover given by its own rollouts (here the policy itself, at another seed)
+    needs: {problems: problems, samples: seeds, labels: labels.labels, prover: prover_labels.labels}
+    params: {target: pav, prover: labels, alpha: 1.0, iterations: 2, d_model: 16, layers: 1, heads: 2, d_ff: 32, context: 96}
+  prover_labels:
+    kind: rollout-label
+    seed: 9
+    needs: {problems: problems, samples: seeds, policy: policy.policy}
+    params: {n_mc: 2, max_tokens: 40}
   planted_labels:
     kind: rollout-label
     needs: {problems: planted_problems, samples: planted_samples}
@@ -134,6 +144,8 @@ fn policies_and_samples_are_identical_on_one_thread_and_many() {
             ("pqv", "verifier/model.bpk"),
             ("pqv", "eval.parquet"),
             ("planted_labels", "labels.parquet"),
+            ("pav", "verifier/model.bpk"),
+            ("pav", "eval.parquet"),
         ] {
             files.push(std::fs::read(p.object_dir(report.key(stage)).join(file)).unwrap());
         }
@@ -152,6 +164,11 @@ fn policies_and_samples_are_identical_on_one_thread_and_many() {
     for want in ["rows: 24", "problem_id", "steps", "response", "answer", "correct", "logprob", "tokens"] {
         assert!(show.stdout.contains(want), "missing {want:?} in\n{}", show.stdout);
     }
+    let pav: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(p.object_dir(&keys1["pav"]).join("verifier/config.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!((pav["outputs"].as_u64(), pav["prover"]["kind"].as_str()), (Some(2), Some("learned")), "{pav}");
     let planted = p.pipeline(&["show", "p.yaml", "planted_samples"]).expect_code(0);
     assert!(planted.stdout.contains("rows: 100"), "{}", planted.stdout);
 }
