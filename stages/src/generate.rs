@@ -211,17 +211,35 @@ fn generate_chunk_shared(
             done: p.len() >= capacity || budget.max_steps == 0 || budget.max_tokens == 0,
         })
         .collect();
+    // Cache slot -> row; rows leave their slot when they finish and the cache is compacted
+    // once half of its slots are idle, so finished rows stop costing compute.
+    let mut slots: Vec<usize> = (0..b).collect();
     let mut pos = start;
     let mut feed: Vec<u32> = prefixes.iter().map(|p| p.last().copied().unwrap_or(EOS)).collect();
     let vocab = model.vocab();
-    while rows.iter().any(|r| !r.done) {
-        let logits = model.step_rows(&feed, &pos, &mut cache);
-        for (i, row) in rows.iter_mut().enumerate() {
+    loop {
+        let live: Vec<usize> = (0..slots.len()).filter(|&s| !rows[slots[s]].done).collect();
+        if live.is_empty() {
+            break;
+        }
+        if live.len() * 2 <= slots.len() {
+            let mut small = KvCache::new(model, live.len(), capacity, device);
+            for (to, &from) in live.iter().enumerate() {
+                small.copy_prefix(&cache, from, to, pos[slots[from]]);
+            }
+            cache = small;
+            slots = live.iter().map(|&s| slots[s]).collect();
+        }
+        let tokens: Vec<u32> = slots.iter().map(|&r| feed[r]).collect();
+        let positions: Vec<usize> = slots.iter().map(|&r| pos[r]).collect();
+        let logits = model.step_rows(&tokens, &positions, &mut cache);
+        for (s, &i) in slots.iter().enumerate() {
+            let row = &mut rows[i];
             if row.done {
                 continue;
             }
             let u = rngs[i].random::<f64>();
-            let (tok, lp) = draw(&logits[i * vocab..(i + 1) * vocab], opts.temperature, u);
+            let (tok, lp) = draw(&logits[s * vocab..(s + 1) * vocab], opts.temperature, u);
             let tok = tok as u32;
             row.response.push(tok);
             row.logprob += lp;
