@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use pav_stages::models::checkpoint::Checkpoint;
-use pav_stages::rollout_label::{Roller, label};
+use pav_stages::rollout_label::label;
+use pav_stages::rollouts::Roller;
 use pav_stages::sample::read_samples;
 use pav_stages::table::read_problems;
 use pav_stages::task::Task;

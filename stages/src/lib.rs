@@ -12,12 +12,14 @@
 
 pub mod contract;
 pub mod generate;
+pub mod labels;
 pub mod models;
 pub mod params;
 pub mod problems;
 pub mod prover_values;
 pub mod rng;
 pub mod rollout_label;
+pub mod rollouts;
 pub mod sample;
 pub mod stats;
 pub mod table;
@@ -27,6 +29,7 @@ pub mod tokenizer;
 pub mod train;
 pub mod train_policy;
 pub mod train_verifier;
+pub mod verifier_eval;
 
 pub use contract::{PortSpec, Stage, StageContext, StageError, StageInfo};
 

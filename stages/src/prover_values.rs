@@ -20,7 +20,7 @@ use arrow_schema::{DataType, Field, Schema};
 use serde_json::Value;
 
 use crate::contract::{PortSpec, Stage, StageContext, StageError, StageInfo};
-use crate::rollout_label::{LabelRow, label_columns, read_labels};
+use crate::labels::{LabelRow, label_columns, read_labels};
 use crate::table::write_parquet;
 use crate::train_policy::port;
 

@@ -25,31 +25,23 @@
 //! response's outcome), and for `rollout: hint` q_exact float64, a_exact float64 (null at step 0).
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Instant;
 
-use arrow_array::{Array, ArrayRef, BooleanArray, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray};
-use arrow_schema::{DataType, Field, Schema};
-use rand_chacha::ChaCha8Rng;
-use rayon::prelude::*;
-
 use crate::contract::{PortSpec, Stage, StageContext, StageError, StageInfo};
-use crate::generate::{Budget, SampleOpts, generate_planted, generate_text_budgeted};
-use crate::models::checkpoint::{Checkpoint, PolicyModel};
+use crate::generate::SampleOpts;
+use crate::labels::{LabelRow, write_labels};
+use crate::models::checkpoint::Checkpoint;
 use crate::models::device::device;
 use crate::params::Params;
-use crate::rng::keyed_rng;
+use crate::rollouts::{Outcome, Roller, Work, planted_tokens, prefix_key};
 use crate::sample::{SampleRef, read_samples};
 use crate::stats::wilson;
-use crate::table::{ProblemRow, read_problems, write_parquet};
+use crate::table::{ProblemRow, read_problems};
 use crate::task::{TASK_PARAMS, Task};
-use crate::tasks::planted::{Planted, ProverValues};
-use crate::tokenizer::{self, NEWLINE};
+use crate::tasks::planted::ProverValues;
 use crate::train_policy::port;
 
 pub struct RolloutLabel;
-
-const STREAM_ROLLOUT: u64 = 41;
 
 const OWN_PARAMS: &[&str] = &[
     "n_mc",
@@ -66,171 +58,6 @@ const OWN_PARAMS: &[&str] = &[
 
 fn param_err(field: &str, message: impl Into<String>) -> StageError {
     StageError::Param { field: field.into(), message: message.into() }
-}
-
-/// The 64-bit identity of a prefix: its problem and its steps.
-pub fn prefix_key(problem_id: i64, steps: &[String]) -> u64 {
-    let mut h = blake3::Hasher::new();
-    h.update(&problem_id.to_le_bytes());
-    for s in steps {
-        h.update(&(s.len() as u64).to_le_bytes());
-        h.update(s.as_bytes());
-    }
-    let bytes = h.finalize();
-    u64::from_le_bytes(bytes.as_bytes()[..8].try_into().unwrap_or([0; 8]))
-}
-
-/// Who continues a prefix.
-// One roller exists per stage run: boxing the checkpoint would buy nothing.
-#[allow(clippy::large_enum_variant)]
-pub enum Roller {
-    /// The planted task's hint prover `mu_gamma`, sampled exactly.
-    Hint { task: Planted, gamma: f64 },
-    /// A policy checkpoint, with the task it was trained on.
-    Policy { ckpt: Checkpoint, task: Task, opts: SampleOpts, device: burn::prelude::Device },
-}
-
-/// One prefix to roll out.
-pub struct Work<'a> {
-    pub problem: &'a ProblemRow,
-    pub steps: &'a [String],
-    pub key: u64,
-}
-
-/// What the rollouts of one prefix gave.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Outcome {
-    pub rollouts: u32,
-    pub successes: u32,
-    pub tokens: u64,
-}
-
-impl Roller {
-    /// Roll out every prefix `n_mc` times.
-    pub fn roll(&self, work: &[Work<'_>], n_mc: usize, seed: u64) -> Result<Vec<Outcome>, StageError> {
-        let rngs = |w: &Work<'_>| -> Vec<ChaCha8Rng> {
-            (0..n_mc as u64).map(|j| keyed_rng(seed, STREAM_ROLLOUT, w.key, j)).collect()
-        };
-        match self {
-            Roller::Hint { task, gamma } => work
-                .par_iter()
-                .map(|w| {
-                    let prefix = planted_tokens(w.steps)?;
-                    let mut out = Outcome { rollouts: n_mc as u32, ..Outcome::default() };
-                    for mut rng in rngs(w) {
-                        let full = task.sample_prover(&mut rng, *gamma, &prefix);
-                        out.successes += task.reward(&full) as u32;
-                        out.tokens += (full.len() - prefix.len()) as u64;
-                    }
-                    Ok(out)
-                })
-                .collect(),
-            Roller::Policy { ckpt, task, opts, device } => {
-                let mut all_rngs: Vec<ChaCha8Rng> = work.iter().flat_map(rngs).collect();
-                let rows = work.len() * n_mc;
-                let mut out = vec![Outcome { rollouts: n_mc as u32, ..Outcome::default() }; work.len()];
-                match (&ckpt.model, task) {
-                    (PolicyModel::Mlp(config, model), Task::Planted(t)) => {
-                        let prefixes: Vec<Vec<usize>> = work
-                            .iter()
-                            .map(|w| planted_tokens(w.steps))
-                            .collect::<Result<Vec<_>, _>>()?
-                            .into_iter()
-                            .flat_map(|p| std::iter::repeat_n(p, n_mc))
-                            .collect();
-                        let generated = generate_planted(model, config, t, &prefixes, &mut all_rngs, *opts, device);
-                        for (r, g) in generated.iter().enumerate() {
-                            let o = &mut out[r / n_mc];
-                            let mut full = prefixes[r].clone();
-                            full.extend(g.tokens.iter().map(|&x| x as usize));
-                            o.successes += t.reward(&full) as u32;
-                            o.tokens += g.tokens.len() as u64;
-                        }
-                    }
-                    (PolicyModel::Transformer(_, model), Task::Arith(_) | Task::Jsonl(_)) => {
-                        let mut prefixes = Vec::with_capacity(rows);
-                        let mut budgets = Vec::with_capacity(rows);
-                        for w in work {
-                            let (tokens, used) = text_prefix(&w.problem.prompt, w.steps);
-                            let budget = Budget {
-                                max_steps: opts.max_steps.saturating_sub(w.steps.len()),
-                                max_tokens: opts.max_tokens.saturating_sub(used),
-                            };
-                            for _ in 0..n_mc {
-                                prefixes.push(tokens.clone());
-                                budgets.push(budget);
-                            }
-                        }
-                        let generated =
-                            generate_text_budgeted(model, &prefixes, &budgets, &mut all_rngs, *opts, device);
-                        for (r, g) in generated.iter().enumerate() {
-                            let w = &work[r / n_mc];
-                            let mut text = w.steps.join("\n");
-                            if !w.steps.is_empty() {
-                                text.push('\n');
-                            }
-                            text.push_str(&tokenizer::decode(&g.tokens));
-                            let (_, ok) = task.check_text(&w.problem.answer, &tokenizer::steps(&text));
-                            let o = &mut out[r / n_mc];
-                            o.successes += ok as u32;
-                            o.tokens += g.tokens.len() as u64;
-                        }
-                    }
-                    _ => {
-                        return Err(StageError::Failed(format!(
-                            "the rollout policy's model does not fit its task `{}` (an MLP serves `planted`, a transformer the text tasks)",
-                            task.name()
-                        )));
-                    }
-                }
-                Ok(out)
-            }
-        }
-    }
-}
-
-/// The tokens of a planted prefix (its steps are token ids).
-fn planted_tokens(steps: &[String]) -> Result<Vec<usize>, StageError> {
-    steps
-        .iter()
-        .map(|s| {
-            s.parse().map_err(|_| {
-                StageError::Failed(format!(
-                    "a planted response's step `{s}` is not a token id; were the seeds sampled for the planted task?"
-                ))
-            })
-        })
-        .collect()
-}
-
-/// `BOS prompt '\n' step_1 '\n' ... step_h '\n'` and the number of response tokens it holds.
-pub fn text_prefix(prompt: &str, steps: &[String]) -> (Vec<u32>, usize) {
-    let mut tokens = tokenizer::encode_prompt(prompt);
-    let start = tokens.len();
-    for s in steps {
-        tokens.extend(s.bytes().map(|b| b as u32 + 3));
-        tokens.push(NEWLINE);
-    }
-    let used = tokens.len() - start;
-    (tokens, used)
-}
-
-/// One output row.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LabelRow {
-    pub problem_id: i64,
-    pub sample: i32,
-    pub step: i32,
-    pub steps: i32,
-    pub key: u64,
-    pub rollouts: i32,
-    pub successes: i32,
-    pub q: f64,
-    pub q_lo: f64,
-    pub q_hi: f64,
-    pub correct: bool,
-    pub q_exact: Option<f64>,
-    pub a_exact: Option<f64>,
 }
 
 /// What labelling did, for `summary.json` and the log.
@@ -456,104 +283,15 @@ impl Stage for RolloutLabel {
     }
 }
 
-/// Write a labels table; the exact columns only when the rows have them.
-pub fn write_labels(path: &std::path::Path, rows: &[LabelRow]) -> Result<(), StageError> {
-    let (fields, columns) = label_columns(rows);
-    let batch =
-        RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|e| StageError::Failed(e.to_string()))?;
-    write_parquet(path, &batch)
-}
-
-/// The columns of a labels table (later kinds append their own).
-pub fn label_columns(rows: &[LabelRow]) -> (Vec<Field>, Vec<ArrayRef>) {
-    let mut fields = vec![
-        Field::new("problem_id", DataType::Int64, false),
-        Field::new("sample", DataType::Int32, false),
-        Field::new("step", DataType::Int32, false),
-        Field::new("steps", DataType::Int32, false),
-        Field::new("prefix_hash", DataType::Utf8, false),
-        Field::new("rollouts", DataType::Int32, false),
-        Field::new("successes", DataType::Int32, false),
-        Field::new("q", DataType::Float64, false),
-        Field::new("q_lo", DataType::Float64, false),
-        Field::new("q_hi", DataType::Float64, false),
-        Field::new("correct", DataType::Boolean, false),
-    ];
-    let mut columns: Vec<ArrayRef> = vec![
-        Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.problem_id))),
-        Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.sample))),
-        Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.step))),
-        Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.steps))),
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| format!("{:016x}", r.key)))),
-        Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.rollouts))),
-        Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.successes))),
-        Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.q))),
-        Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.q_lo))),
-        Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.q_hi))),
-        Arc::new(BooleanArray::from(rows.iter().map(|r| r.correct).collect::<Vec<_>>())),
-    ];
-    if rows.first().is_some_and(|r| r.q_exact.is_some()) {
-        fields.push(Field::new("q_exact", DataType::Float64, false));
-        fields.push(Field::new("a_exact", DataType::Float64, true));
-        columns.push(Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.q_exact.unwrap_or(f64::NAN)))));
-        columns.push(Arc::new(Float64Array::from(rows.iter().map(|r| r.a_exact).collect::<Vec<_>>())));
-    }
-    (fields, columns)
-}
-
-/// Read a labels table (the output of `rollout-label`).
-pub fn read_labels(path: &std::path::Path) -> Result<Vec<LabelRow>, StageError> {
-    use crate::table::{column, read_parquet};
-    let mut out = Vec::new();
-    for batch in read_parquet(path)? {
-        let id = column::<Int64Array>(&batch, path, "problem_id", "int64")?;
-        let sample = column::<Int32Array>(&batch, path, "sample", "int32")?;
-        let step = column::<Int32Array>(&batch, path, "step", "int32")?;
-        let steps = column::<Int32Array>(&batch, path, "steps", "int32")?;
-        let hash = column::<StringArray>(&batch, path, "prefix_hash", "string")?;
-        let rollouts = column::<Int32Array>(&batch, path, "rollouts", "int32")?;
-        let successes = column::<Int32Array>(&batch, path, "successes", "int32")?;
-        let q = column::<Float64Array>(&batch, path, "q", "float64")?;
-        let q_lo = column::<Float64Array>(&batch, path, "q_lo", "float64")?;
-        let q_hi = column::<Float64Array>(&batch, path, "q_hi", "float64")?;
-        let correct = column::<BooleanArray>(&batch, path, "correct", "bool")?;
-        let exact = batch.column_by_name("q_exact").is_some();
-        let (q_exact, a_exact) = if exact {
-            (
-                Some(column::<Float64Array>(&batch, path, "q_exact", "float64")?),
-                Some(column::<Float64Array>(&batch, path, "a_exact", "float64")?),
-            )
-        } else {
-            (None, None)
-        };
-        for i in 0..batch.num_rows() {
-            out.push(LabelRow {
-                problem_id: id.value(i),
-                sample: sample.value(i),
-                step: step.value(i),
-                steps: steps.value(i),
-                key: u64::from_str_radix(hash.value(i), 16).unwrap_or(0),
-                rollouts: rollouts.value(i),
-                successes: successes.value(i),
-                q: q.value(i),
-                q_lo: q_lo.value(i),
-                q_hi: q_hi.value(i),
-                correct: correct.value(i),
-                q_exact: q_exact.map(|c| c.value(i)),
-                a_exact: a_exact.and_then(|c| c.is_valid(i).then(|| c.value(i))),
-            });
-        }
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::labels::read_labels;
     use crate::prover_values::q_bok;
     use crate::rng::item_rng;
+    use crate::tasks::planted::Planted;
     use crate::train_policy::tests::run_kind;
 
     fn planted_problem() -> ProblemRow {
