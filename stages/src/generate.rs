@@ -199,18 +199,7 @@ fn generate_chunk_shared(
             cache.copy_prefix(&pre, group[r], r, start[r]);
         }
     }
-    let mut rows: Vec<Row<'_>> = prefixes
-        .iter()
-        .zip(budgets)
-        .map(|(p, &budget)| Row {
-            prefix: p,
-            budget,
-            response: Vec::new(),
-            logprob: 0.0,
-            steps: 0,
-            done: p.len() >= capacity || budget.max_steps == 0 || budget.max_tokens == 0,
-        })
-        .collect();
+    let mut rows: Vec<Row<'_>> = prefixes.iter().zip(budgets).map(|(p, &bud)| Row::new(p, bud, capacity)).collect();
     // Cache slot -> row; rows leave their slot when they finish and the cache is compacted
     // once half of its slots are idle, so finished rows stop costing compute.
     let mut slots: Vec<usize> = (0..b).collect();
@@ -241,15 +230,8 @@ fn generate_chunk_shared(
             let u = rngs[i].random::<f64>();
             let (tok, lp) = draw(&logits[s * vocab..(s + 1) * vocab], opts.temperature, u);
             let tok = tok as u32;
-            row.response.push(tok);
-            row.logprob += lp;
-            if tok == NEWLINE {
-                row.steps += 1;
-            }
-            row.done = tok == EOS
-                || row.steps >= row.budget.max_steps
-                || row.response.len() >= row.budget.max_tokens
-                || pos[i] + 2 >= capacity;
+            row.take(tok, lp);
+            row.done |= pos[i] + 2 >= capacity;
             if !row.done {
                 pos[i] += 1;
                 feed[i] = tok;
@@ -268,6 +250,25 @@ struct Row<'a> {
     done: bool,
 }
 
+impl<'a> Row<'a> {
+    /// A row continuing `prefix`; done at once when the prefix fills the cache or the budget is
+    /// empty.
+    fn new(prefix: &'a [u32], budget: Budget, capacity: usize) -> Self {
+        let done = prefix.len() >= capacity || budget.max_steps == 0 || budget.max_tokens == 0;
+        Row { prefix, budget, response: Vec::new(), logprob: 0.0, steps: 0, done }
+    }
+
+    /// Append a sampled token; the row is done at `EOS` or when its budget is spent.
+    fn take(&mut self, tok: u32, logprob: f64) {
+        self.response.push(tok);
+        self.logprob += logprob;
+        if tok == NEWLINE {
+            self.steps += 1;
+        }
+        self.done = tok == EOS || self.steps >= self.budget.max_steps || self.response.len() >= self.budget.max_tokens;
+    }
+}
+
 fn generate_chunk(
     model: &Transformer,
     prefixes: &[Vec<u32>],
@@ -280,18 +281,7 @@ fn generate_chunk(
     let longest = prefixes.iter().zip(budgets).map(|(p, bud)| p.len() + bud.max_tokens).max().unwrap_or(1);
     let capacity = longest.min(model.context());
     let mut cache = KvCache::new(model, b, capacity, device);
-    let mut rows: Vec<Row<'_>> = prefixes
-        .iter()
-        .zip(budgets)
-        .map(|(p, &budget)| Row {
-            prefix: p,
-            budget,
-            response: Vec::new(),
-            logprob: 0.0,
-            steps: 0,
-            done: p.len() >= capacity || budget.max_steps == 0 || budget.max_tokens == 0,
-        })
-        .collect();
+    let mut rows: Vec<Row<'_>> = prefixes.iter().zip(budgets).map(|(p, &bud)| Row::new(p, bud, capacity)).collect();
     let vocab = model.vocab();
     // The token each row feeds at the current position.
     let token_at = |row: &Row<'_>, t: usize| -> u32 {
@@ -314,14 +304,7 @@ fn generate_chunk(
                 }
                 let u = rngs[i].random::<f64>();
                 let (tok, lp) = draw(&logits[i * vocab..(i + 1) * vocab], opts.temperature, u);
-                let tok = tok as u32;
-                row.response.push(tok);
-                row.logprob += lp;
-                if tok == NEWLINE {
-                    row.steps += 1;
-                }
-                row.done =
-                    tok == EOS || row.steps >= row.budget.max_steps || row.response.len() >= row.budget.max_tokens;
+                row.take(tok as u32, lp);
             }
         }
         t += 1;
