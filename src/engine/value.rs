@@ -61,9 +61,26 @@ impl Value {
         }
     }
 
-    /// Convert into a JSON value (NaN and infinities, which JSON cannot hold, become null).
+    /// Convert into a JSON value. NaN and infinities, which JSON cannot hold, become the
+    /// strings `.nan`, `.inf` and `-.inf` (their YAML spelling), so that a kind expecting a
+    /// number rejects them by name instead of reading null as "not set".
     pub fn to_json(&self) -> serde_json::Value {
-        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+        use serde_json::Value as J;
+        match self {
+            Value::Float(f) if !f.is_finite() => J::String(
+                if f.is_nan() {
+                    ".nan"
+                } else if *f > 0.0 {
+                    ".inf"
+                } else {
+                    "-.inf"
+                }
+                .to_string(),
+            ),
+            Value::List(items) => J::Array(items.iter().map(Value::to_json).collect()),
+            Value::Map(m) => J::Object(m.iter().map(|(k, v)| (k.clone(), v.to_json())).collect()),
+            other => serde_json::to_value(other).unwrap_or(J::Null),
+        }
     }
 }
 
@@ -155,6 +172,17 @@ impl fmt::Display for Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn non_finite_floats_reach_kinds_as_their_yaml_names_not_as_null() {
+        let v = Value::Map(BTreeMap::from([
+            ("a".to_string(), Value::Float(f64::INFINITY)),
+            ("b".to_string(), Value::List(vec![Value::Float(f64::NEG_INFINITY), Value::Float(f64::NAN)])),
+            ("c".to_string(), Value::Float(0.5)),
+            ("d".to_string(), Value::Null),
+        ]));
+        assert_eq!(v.to_json(), serde_json::json!({"a": ".inf", "b": ["-.inf", ".nan"], "c": 0.5, "d": null}));
+    }
 
     #[test]
     fn floats_render_distinct_from_ints() {

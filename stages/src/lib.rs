@@ -21,6 +21,8 @@ pub mod rng;
 pub mod rollout_label;
 pub mod rollouts;
 pub mod sample;
+pub mod search;
+pub mod search_eval;
 pub mod stats;
 pub mod table;
 pub mod task;
@@ -42,5 +44,6 @@ pub fn builtin_kinds() -> Vec<Box<dyn Stage>> {
         Box::new(rollout_label::RolloutLabel),
         Box::new(prover_values::ProverValues),
         Box::new(train_verifier::TrainVerifier),
+        Box::new(search_eval::SearchEval),
     ]
 }

@@ -118,6 +118,15 @@ stages:
     kind: rollout-label
     needs: {problems: planted_problems, samples: planted_samples}
     params: {rollout: hint, task: planted, gamma: 10, n_mc: 8}
+  orm:
+    kind: train-verifier
+    needs: {problems: problems, samples: seeds}
+    params: {target: orm, iterations: 2, d_model: 16, layers: 1, heads: 2, d_ff: 32, context: 96}
+  search:
+    kind: search-eval
+    doc: beam-pav scores with the learned prover head of `pav`
+    needs: {problems: problems, policy: policy.policy, orm: orm.verifier, verifier: pav.verifier}
+    params: {n: [1, 2], expand: 2, max_tokens: 40}
 "#;
 
 #[test]
@@ -146,6 +155,9 @@ fn policies_and_samples_are_identical_on_one_thread_and_many() {
             ("planted_labels", "labels.parquet"),
             ("pav", "verifier/model.bpk"),
             ("pav", "eval.parquet"),
+            ("search", "results.parquet"),
+            ("search", "efficiency.parquet"),
+            ("search", "picks.parquet"),
         ] {
             files.push(std::fs::read(p.object_dir(report.key(stage)).join(file)).unwrap());
         }

@@ -39,7 +39,7 @@ impl Op {
         }
     }
 
-    fn apply(self, a: u64, b: u64, m: u64) -> u64 {
+    pub fn apply(self, a: u64, b: u64, m: u64) -> u64 {
         match self {
             Op::Add => (a + b) % m,
             Op::Sub => (a + m - b % m) % m,
