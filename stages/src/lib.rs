@@ -15,8 +15,10 @@ pub mod generate;
 pub mod labels;
 pub mod models;
 pub mod params;
+pub mod policy_gradient;
 pub mod problems;
 pub mod prover_values;
+pub mod rl;
 pub mod rng;
 pub mod rollout_label;
 pub mod rollouts;
@@ -45,5 +47,6 @@ pub fn builtin_kinds() -> Vec<Box<dyn Stage>> {
         Box::new(prover_values::ProverValues),
         Box::new(train_verifier::TrainVerifier),
         Box::new(search_eval::SearchEval),
+        Box::new(rl::Rl),
     ]
 }

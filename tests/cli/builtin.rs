@@ -127,6 +127,16 @@ stages:
     doc: beam-pav scores with the learned prover head of `pav`
     needs: {problems: problems, policy: policy.policy, orm: orm.verifier, verifier: pav.verifier}
     params: {n: [1, 2], expand: 2, max_tokens: 40}
+  planted_rl:
+    kind: rl
+    needs: {problems: planted_problems, policy: planted_policy.policy}
+    params: {mode: effective, gamma: 10, iterations: 6, eval_every: 3, eval_samples: 16, pass_samples: 8}
+  text_rl:
+    kind: rl
+    doc: dense rewards from the PQV with the Best-of-4 transform, and a KL penalty
+    needs: {problems: problems, policy: policy.policy, verifier: pqv.verifier}
+    params: {mode: effective, k: 4, alpha: 3.0, q: verifier, kl: 0.01, iterations: 2, batch: 8,
+             eval_every: 1, eval_samples: 1, pass_samples: 2, max_tokens: 40}
 "#;
 
 #[test]
@@ -158,6 +168,11 @@ fn policies_and_samples_are_identical_on_one_thread_and_many() {
             ("search", "results.parquet"),
             ("search", "efficiency.parquet"),
             ("search", "picks.parquet"),
+            ("planted_rl", "policy/model.bpk"),
+            ("planted_rl", "curve.parquet"),
+            ("planted_rl", "pass.parquet"),
+            ("text_rl", "policy/model.bpk"),
+            ("text_rl", "curve.parquet"),
         ] {
             files.push(std::fs::read(p.object_dir(report.key(stage)).join(file)).unwrap());
         }
