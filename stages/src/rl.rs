@@ -348,6 +348,14 @@ impl Stage for Rl {
             None => None,
         };
         if let Some(v) = &verifier
+            && !v.meta.task.is_empty()
+            && v.meta.task != start.task
+        {
+            return Err(StageError::Failed(
+                "the `verifier` was trained on responses to another task than the policy's; wire a verifier trained on this policy's samples".into(),
+            ));
+        }
+        if let Some(v) = &verifier
             && v.meta.target == "orm"
         {
             return Err(StageError::Failed(
