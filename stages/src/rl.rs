@@ -55,6 +55,7 @@ pub struct Rl;
 
 const STREAM_PICK: u64 = 71;
 const STREAM_RL: u64 = 72;
+const STREAM_Q: u64 = 73;
 
 fn param_err(field: &str, message: impl Into<String>) -> StageError {
     StageError::Param { field: field.into(), message: message.into() }
@@ -148,7 +149,7 @@ fn settings(p: &Params<'_>, planted: bool) -> Result<Settings, StageError> {
     Ok(Settings {
         mode,
         alpha,
-        iterations: p.uint_in("iterations", 1000, 1, 100_000_000)? as usize,
+        iterations: p.uint_in("iterations", 1000, 0, 100_000_000)? as usize,
         batch,
         per_problem,
         learning_rate: p.float_or("learning_rate", 1e-3, 1e-12, 10.0)?,
@@ -172,6 +173,7 @@ fn weigh(
     train: &[ProblemRow],
     task: &Task,
     scorer: &mut Scorer<'_>,
+    q_mc: Option<&[Vec<f64>]>,
     s: &Settings,
 ) -> Result<(Vec<Weighted>, f64, f64), StageError> {
     let n = batch.responses.len();
@@ -191,7 +193,8 @@ fn weigh(
                     _ => vec![0.0; toks.len()],
                 };
                 outcomes.push(r);
-                qa.push((vec![r; toks.len()], a));
+                let q = q_mc.map_or_else(|| vec![r; toks.len()], |q| q[outcomes.len() - 1].clone());
+                qa.push((q, a));
                 step_of.push((0..toks.len()).collect());
             }
             _ => {
@@ -256,6 +259,59 @@ fn weigh(
     Ok((weighted, reward, dense.0 / dense.1.max(1) as f64))
 }
 
+/// `Q^pi` of every step of every planted response: the mean outcome of `n` rollouts of the
+/// current policy from the prefix ending with that step (exact for finished prefixes).
+#[allow(clippy::too_many_arguments)]
+fn planted_q(
+    model: &crate::models::mlp::Mlp,
+    config: &crate::models::mlp::MlpConfig,
+    task: &crate::tasks::planted::Planted,
+    responses: &[Vec<u32>],
+    n: usize,
+    (seed, it): (u64, u64),
+    s: &Settings,
+    dev: &Device,
+) -> Vec<Vec<f64>> {
+    let mut q: Vec<Vec<f64>> = Vec::with_capacity(responses.len());
+    let mut open: Vec<(usize, usize, Vec<usize>)> = Vec::new(); // response, step, prefix
+    for (i, r) in responses.iter().enumerate() {
+        let toks: Vec<usize> = r.iter().map(|&x| x as usize).collect();
+        let mut row = vec![0.0; toks.len()];
+        for h in 1..=toks.len() {
+            let st = task.state(&toks[..h]);
+            if task.solved(st) || task.done(st) {
+                row[h - 1] = task.reward(&toks[..h]);
+            } else {
+                open.push((i, h - 1, toks[..h].to_vec()));
+            }
+        }
+        q.push(row);
+    }
+    let prefixes: Vec<Vec<usize>> = open.iter().flat_map(|o| std::iter::repeat_n(o.2.clone(), n)).collect();
+    let mut rngs: Vec<_> = open
+        .iter()
+        .flat_map(|&(i, h, _)| {
+            (0..n as u64)
+                .map(move |r| crate::rng::keyed_rng(seed, STREAM_Q, (it << 24) | i as u64, ((h as u64) << 20) | r))
+        })
+        .collect();
+    // Rows are independent and the MLP is small: large batches amortise the per-call cost.
+    let opts = SampleOpts { batch: 8192, ..s.opts };
+    let generated = generate_planted(model, config, task, &prefixes, &mut rngs, opts, dev);
+    for (k, (i, h, prefix)) in open.iter().enumerate() {
+        let wins: f64 = generated[k * n..(k + 1) * n]
+            .iter()
+            .map(|g| {
+                let mut full = prefix.clone();
+                full.extend(g.tokens.iter().map(|&x| x as usize));
+                task.reward(&full)
+            })
+            .sum();
+        q[*i][*h] = wins / n as f64;
+    }
+    q
+}
+
 /// Held-out accuracy: `n` responses per test problem, drawn as `sample` draws them.
 fn accuracy(
     ckpt: &Checkpoint,
@@ -278,6 +334,7 @@ impl Stage for Rl {
             params: vec![
                 "mode",
                 "q",
+                "q_rollouts",
                 "alpha",
                 "gamma",
                 "k",
@@ -322,11 +379,23 @@ impl Stage for Rl {
         let task = Task::from_params(&Params::new(&start.task))?;
         let planted = matches!(task, Task::Planted(_));
         let s = settings(&p, planted)?;
-        let q_from_verifier = match p.str_or("q", "outcome")?.as_str() {
-            "outcome" => false,
-            "verifier" => true,
+        let (q_from_verifier, q_rollouts) = match p.str_or("q", "outcome")?.as_str() {
+            "outcome" => (false, 0),
+            "verifier" => (true, 0),
+            "rollouts" if planted => (false, p.uint_in("q_rollouts", 16, 1, 1 << 16)? as usize),
+            "rollouts" => {
+                return Err(param_err(
+                    "q",
+                    "`q: rollouts` serves the planted task; on text tasks use `outcome` or `verifier`",
+                ));
+            }
             other => {
-                return Err(param_err("q", format!("expected `outcome` (Monte-Carlo) or `verifier`, found `{other}`")));
+                return Err(param_err(
+                    "q",
+                    format!(
+                        "expected `outcome` (the response's own outcome), `rollouts` (planted) or `verifier`, found `{other}`"
+                    ),
+                ));
             }
         };
         let problems = read_problems(port(ctx.inputs, "problems", "rl")?)?;
@@ -461,7 +530,13 @@ impl Stage for Rl {
             .map(|g| g.tokens)
             .collect();
             let batch = Batch { problems, responses };
-            let (weighted, reward, dense) = weigh(&batch, &train, &task, &mut scorer, &s)?;
+            let q_mc = match (&now.model, &task) {
+                (PolicyModel::Mlp(c, m), Task::Planted(t)) if q_rollouts > 0 => {
+                    Some(planted_q(m, c, t, &batch.responses, q_rollouts, (ctx.seed, it as u64), &s, &dev))
+                }
+                _ => None,
+            };
+            let (weighted, reward, dense) = weigh(&batch, &train, &task, &mut scorer, q_mc.as_deref(), &s)?;
             let stats;
             model = match (model, &reference) {
                 (PolicyModel::Mlp(c, m), PolicyModel::Mlp(_, r)) => {

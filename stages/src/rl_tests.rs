@@ -86,6 +86,10 @@ fn alpha_zero_is_the_outcome_mode_and_runs_are_reproducible() {
     assert_eq!(bytes(&a0), bytes(&out), "alpha = 0 gives the outcome mode's weights");
     assert_eq!(bytes(&out), bytes(&again));
     assert_ne!(bytes(&eff), bytes(&out), "the advantage term changes the update");
+    // Zero iterations evaluate the start policy and give it back unchanged.
+    let none = run_kind(&Rl, d, "none", with(json!({"mode": "outcome", "iterations": 0})), 4, &inputs).unwrap();
+    assert_eq!(bytes(&none), std::fs::read(inputs[1].1.join("model.bpk")).unwrap());
+    assert_eq!(curve(&none["curve"]).len(), 1);
     // The checkpoint is a policy that `sample` reads.
     let ckpt = Checkpoint::load(&out["policy"], &Device::flex()).unwrap();
     assert!(matches!(ckpt.model, PolicyModel::Mlp(..)));
@@ -103,7 +107,7 @@ fn bad_params_are_clear_errors() {
         (json!({"mode": "outcome", "alpha": ".inf"}), "param `alpha`: expected a finite number"),
         (json!({"mode": "outcome", "batch": 10, "samples_per_problem": 4}), "must be a multiple"),
         (json!({"mode": "outcome", "q": "verifier"}), "param `q`"),
-        (json!({"mode": "outcome", "iterations": 0}), "param `iterations`"),
+        (json!({"mode": "outcome", "iterations": -1}), "param `iterations`"),
         (json!({"mode": "outcome", "learning_rate": -1.0}), "param `learning_rate`"),
     ];
     for (params, want) in cases {
@@ -114,4 +118,32 @@ fn bad_params_are_clear_errors() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("not a policy checkpoint"), "{e}");
+}
+
+#[test]
+fn rollout_q_estimates_are_exact_when_finished_and_consistent_otherwise() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, pol) = planted(dir.path());
+    let dev = Device::flex();
+    let ckpt = Checkpoint::load(&pol, &dev).unwrap();
+    let PolicyModel::Mlp(config, model) = &ckpt.model else { panic!("an MLP") };
+    let task = crate::tasks::planted::Planted::default();
+    let s = settings(&Params::new(&serde_json::Map::new()), true).unwrap();
+    // Solved after 5 tokens; ended (token 14) after 2; and an open prefix throughout.
+    let responses = vec![vec![3, 6, 0, 3, 5, 1, 1], vec![1, 14], vec![3, 6, 0, 1, 2, 4, 4, 4, 4, 4]];
+    let few = planted_q(model, config, &task, &responses, 32, (1, 1), &s, &dev);
+    let many = planted_q(model, config, &task, &responses, 1024, (2, 1), &s, &dev);
+    assert_eq!(few[0][4..], [1.0, 1.0, 1.0], "solved prefixes have Q = 1");
+    assert_eq!(few[1], [many[1][0], 0.0], "an ended unsolved prefix has Q = 0");
+    assert_eq!(few[2][9], 0.0, "a full-length unsolved response has Q = 0");
+    for (a, b) in few.iter().flatten().zip(many.iter().flatten()) {
+        let se = (b * (1.0 - b) / 32.0).sqrt();
+        assert!((a - b).abs() <= 4.0 * se + 1e-9, "32 rollouts {a} vs 1,024 rollouts {b}");
+    }
+    // Along the target, each matched token raises Q (3 6 0 3 -> 5 completes it).
+    assert!(
+        many[0][1] > 0.0 && many[0][1] < many[0][2] && many[0][2] < many[0][3] && many[0][3] < 1.0,
+        "{:?}",
+        many[0]
+    );
 }
