@@ -4,7 +4,8 @@
 //!
 //! ```text
 //! cli/      one file per subcommand: parse args (clap), fill an options struct, call ops::*
-//! ops/      one user-level operation per file: run, plan, explain, status, show, dag, verify, gc
+//! ops/      one user-level operation per file: run, plan, explain, status, show, dag, verify, gc,
+//!           check (a directory: baseline file, measure, report, update)
 //! engine/   the ML-free core
 //!   spec/     YAML (marked-yaml, every node with a span) -> validated Pipeline; params,
 //!             `${...}` interpolation, sweeps; all errors collected with file:line:column
@@ -17,7 +18,7 @@
 //!             failure propagation
 //!   exec/     the Executor trait and the local executor (command stages, built-in kinds)
 //! kinds.rs  the registry of built-in kinds: the only module that touches `pav_stages`
-//! table.rs  Parquet inspection (schema, row count, head) for manifests and `show`
+//! table.rs  Parquet inspection (schema, row count, head, typed columns) for manifests, `show`, `check`
 //! ui/       the only writer to the terminal: printer, progress, diagnostics
 //! ```
 //!

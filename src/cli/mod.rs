@@ -2,6 +2,7 @@
 //! an options struct and calls one function in `ops`. Exit codes: 0 ok, 1 a stage failed (or
 //! verify found broken entries), 2 usage or spec error, 101 internal error.
 
+mod check;
 mod dag;
 mod explain;
 mod gc;
@@ -50,6 +51,7 @@ pub enum Command {
     Show(show::Args),
     Dag(dag::Args),
     Verify(verify::Args),
+    Check(check::Args),
     Gc(gc::Args),
     Kinds(kinds::Args),
 }
@@ -92,6 +94,7 @@ fn dispatch(ctx: &Context, command: Command) -> Result<(), OpError> {
         Command::Show(a) => show::exec(ctx, a),
         Command::Dag(a) => dag::exec(ctx, a),
         Command::Verify(a) => verify::exec(ctx, a),
+        Command::Check(a) => check::exec(ctx, a),
         Command::Gc(a) => gc::exec(ctx, a),
         Command::Kinds(a) => kinds::exec(ctx, a),
     }

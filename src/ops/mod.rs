@@ -1,6 +1,7 @@
 //! User-level operations, one per file. Each takes an options struct filled by `cli` and
 //! returns an [`OpError`] that maps to a fixed exit code.
 
+pub mod check;
 pub mod dag;
 pub mod explain;
 pub mod gc;

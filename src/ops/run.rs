@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::{Context, OpError, unknown_target};
-use crate::engine::dag::select;
+use crate::engine::dag::{Dag, select};
 use crate::engine::exec::LocalExecutor;
 use crate::engine::schedule::{self, RunOptions, RunSummary, Status};
 use crate::ui::progress::Progress;
@@ -46,24 +46,30 @@ struct JsonSummary<'a> {
 pub fn run(ctx: &Context, opts: &RunOpts) -> Result<(), OpError> {
     let start = std::time::Instant::now();
     let dag = ctx.load(&opts.file)?;
-    let selected = select::with_ancestors(&dag, &opts.targets).map_err(unknown_target)?;
+    let summary = execute(ctx, &dag, opts)?;
+    let seconds = start.elapsed().as_secs_f64();
+    print_summary(ctx, &dag.pipeline.name, &summary, seconds, ctx.json);
+    if summary.count(Status::Failed) > 0 { Err(OpError::StageFailed) } else { Ok(()) }
+}
+
+/// Run the selected instances of a loaded pipeline (with progress, without the summary).
+/// `check` calls this too, so it computes exactly what `run` would.
+pub fn execute(ctx: &Context, dag: &Dag, opts: &RunOpts) -> Result<RunSummary, OpError> {
+    let selected = select::with_ancestors(dag, &opts.targets).map_err(unknown_target)?;
     let cache = ctx.open_cache()?;
     let _run_lock = cache.run_lock().map_err(|e| OpError::Failed(format!("cannot lock the cache: {e}")))?;
     let total = selected.iter().filter(|&&s| s).count();
     let mut progress = Progress::new(&ctx.printer, total);
     let exec = LocalExecutor { kinds: &ctx.kinds };
-    let summary =
-        schedule::run(&dag, &selected, &cache, &exec, &RunOptions { jobs: opts.jobs, gpus: opts.gpus }, &mut progress);
-    let seconds = start.elapsed().as_secs_f64();
-    print_summary(ctx, &dag.pipeline.name, &summary, seconds);
-    if summary.count(Status::Failed) > 0 { Err(OpError::StageFailed) } else { Ok(()) }
+    Ok(schedule::run(dag, &selected, &cache, &exec, &RunOptions { jobs: opts.jobs, gpus: opts.gpus }, &mut progress))
 }
 
-fn print_summary(ctx: &Context, pipeline: &str, s: &RunSummary, seconds: f64) {
+/// Failures, skips and the closing line on stderr; with `json`, the run summary on stdout.
+pub fn print_summary(ctx: &Context, pipeline: &str, s: &RunSummary, seconds: f64, json: bool) {
     let p = &ctx.printer;
     let (cached, ran, failed, skipped) =
         (s.count(Status::Cached), s.count(Status::Ran), s.count(Status::Failed), s.count(Status::Skipped));
-    if ctx.json {
+    if json {
         let stages = s
             .outcomes
             .iter()

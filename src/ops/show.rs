@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use super::{Context, OpError, unknown_target};
 use crate::engine::dag::select;
 use crate::engine::exec::command::shell_quote;
+use crate::ui::table::render_table;
 
 pub struct ShowOpts {
     pub file: PathBuf,
@@ -79,32 +80,4 @@ pub fn show(ctx: &Context, opts: &ShowOpts) -> Result<(), OpError> {
         return Err(OpError::Failed(format!("no result of `{}` is in the cache yet", opts.stage)));
     }
     Ok(())
-}
-
-/// Columns padded to their widest cell.
-fn render_table(header: &[String], rows: &[Vec<String>]) -> Vec<String> {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for r in rows {
-        for (i, c) in r.iter().enumerate() {
-            if i < widths.len() {
-                widths[i] = widths[i].max(c.chars().count().min(40));
-            }
-        }
-    }
-    let fmt = |cells: &[String]| -> String {
-        cells
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                let c: String = c.chars().take(40).collect();
-                format!("{:w$}", c, w = widths.get(i).copied().unwrap_or(0))
-            })
-            .collect::<Vec<_>>()
-            .join("  ")
-            .trim_end()
-            .to_string()
-    };
-    let mut out = vec![fmt(header)];
-    out.extend(rows.iter().map(|r| fmt(r)));
-    out
 }

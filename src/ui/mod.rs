@@ -5,5 +5,6 @@
 pub mod diagnostics;
 pub mod printer;
 pub mod progress;
+pub mod table;
 
 pub use printer::Printer;

@@ -7,6 +7,7 @@
 
 mod builtin;
 mod cache;
+mod check;
 mod commands;
 mod concurrency;
 mod crash;

@@ -64,7 +64,8 @@ pub fn load_file(
     }
 }
 
-fn load_error(e: &LoadError, source: usize) -> SpecError {
+/// A marked-yaml load error as a spec error (E003 syntax, E004 duplicate key).
+pub fn load_error(e: &LoadError, source: usize) -> SpecError {
     let at = |m: &marked_yaml::Marker| Some(Loc { source, line: m.line(), column: m.column(), len: 1 });
     match e {
         LoadError::ScanError(m, se) => SpecError::new("E003", at(m), format!("YAML syntax error: {}", se.info()))

@@ -1,0 +1,51 @@
+use std::path::PathBuf;
+
+use crate::ops::check::{CheckOpts, check};
+use crate::ops::{Context, OpError};
+
+/// Run a pipeline and compare its metrics with a baseline file (a regression gate for CI)
+///
+/// Each metric of the baseline names a stage, a Parquet output, a column, an optional row
+/// filter and reduction, a value and a tolerance (docs/check.md). Exit codes: 0 nothing
+/// regressed, 1 a regression or a metric that could not be evaluated, 2 a mistake in the
+/// baseline file.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Pipeline file (YAML)
+    pub file: PathBuf,
+    /// Baseline file (YAML): the metrics, their values and tolerances
+    #[arg(long, value_name = "FILE")]
+    pub baseline: PathBuf,
+    /// Also write the results as JUnit XML to this file
+    #[arg(long, value_name = "PATH")]
+    pub junit: Option<PathBuf>,
+    /// Write the current values into the baseline file (comments and layout are kept)
+    #[arg(long)]
+    pub update: bool,
+    /// Do not run anything: read only results already in the cache
+    #[arg(long)]
+    pub no_run: bool,
+    /// Stages to run at once [default: number of cores]
+    #[arg(long, short)]
+    pub jobs: Option<usize>,
+    /// GPU stages to run at once
+    #[arg(long, default_value_t = 1)]
+    pub gpus: u32,
+}
+
+pub fn exec(ctx: &Context, a: Args) -> Result<(), OpError> {
+    let jobs = a.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    if jobs == 0 {
+        return Err(OpError::Usage { message: "--jobs must be at least 1".into(), help: None });
+    }
+    let opts = CheckOpts {
+        file: a.file,
+        baseline: a.baseline,
+        junit: a.junit,
+        update: a.update,
+        no_run: a.no_run,
+        jobs,
+        gpus: a.gpus,
+    };
+    check(ctx, &opts)
+}
