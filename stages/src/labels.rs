@@ -103,7 +103,13 @@ pub fn read_labels(path: &std::path::Path) -> Result<Vec<LabelRow>, StageError> 
                 sample: sample.value(i),
                 step: step.value(i),
                 steps: steps.value(i),
-                key: u64::from_str_radix(hash.value(i), 16).unwrap_or(0),
+                key: u64::from_str_radix(hash.value(i), 16).map_err(|_| {
+                    StageError::Failed(format!(
+                        "{}: row {i}: prefix_hash `{}` is not a 16-digit hex number; is this a `rollout-label` table?",
+                        path.display(),
+                        hash.value(i)
+                    ))
+                })?,
                 rollouts: rollouts.value(i),
                 successes: successes.value(i),
                 q: q.value(i),

@@ -429,6 +429,46 @@ mod tests {
     }
 
     #[test]
+    fn a_budget_below_the_seed_responses_is_an_error_not_q_zero() {
+        use crate::train_policy::TrainPolicy;
+        use crate::train_policy::tests::{merged, small_arith};
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let task = small_arith();
+        let probs = run_kind(&crate::problems::Problems, d, "p", merged(&task, json!({"train": 8, "test": 4})), 1, &[])
+            .unwrap();
+        let tiny = json!({"d_model": 16, "layers": 1, "heads": 2, "d_ff": 32, "context": 64, "iterations": 2});
+        let pol = run_kind(&TrainPolicy, d, "pol", merged(&task, tiny), 2, &[("problems", probs["problems"].clone())])
+            .unwrap();
+        let seeds = d.join("samples.parquet");
+        let steps: Vec<String> = vec!["1 + 2 = 3".into(), "3 - 1 = 2".into(), "2".into()];
+        crate::sample::write_samples(
+            &seeds,
+            &[crate::sample::SampleRow {
+                problem_id: 0,
+                sample: 0,
+                response: steps.join("\n"),
+                answer: "2".into(),
+                steps,
+                correct: false,
+                logprob: 0.0,
+                tokens: 20,
+            }],
+        )
+        .unwrap();
+        let inputs = [("problems", probs["problems"].clone()), ("samples", seeds), ("policy", pol["policy"].clone())];
+        let err = run_kind(&RolloutLabel, d, "short", json!({"n_mc": 2, "max_steps": 2}), 1, &inputs)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("leaves no room") && err.contains("`max_steps` 2"), "{err}");
+        let err = run_kind(&RolloutLabel, d, "few", json!({"n_mc": 2, "max_tokens": 10}), 1, &inputs)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("leaves no room") && err.contains("`max_tokens` 10"), "{err}");
+        run_kind(&RolloutLabel, d, "ok", json!({"n_mc": 2}), 1, &inputs).expect("the default budget fits");
+    }
+
+    #[test]
     fn bad_params_and_wiring_are_named() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();

@@ -103,6 +103,18 @@ impl Roller {
                                 max_steps: opts.max_steps.saturating_sub(w.steps.len()),
                                 max_tokens: opts.max_tokens.saturating_sub(used),
                             };
+                            if budget.max_steps == 0 || budget.max_tokens == 0 {
+                                // Every rollout would fail at once: q = 0 by the budget, not the policy.
+                                return Err(StageError::Failed(format!(
+                                    "a prefix of problem {} ({} steps, {used} response tokens) leaves no room for \
+                                     a continuation under `max_steps` {} and `max_tokens` {}; give this stage at \
+                                     least the limits the seed responses were sampled with",
+                                    w.problem.problem_id,
+                                    w.steps.len(),
+                                    opts.max_steps,
+                                    opts.max_tokens
+                                )));
+                            }
                             for _ in 0..n_mc {
                                 prefixes.push(tokens.clone());
                                 budgets.push(budget);

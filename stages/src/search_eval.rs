@@ -19,28 +19,25 @@
 //! method, the smallest measured compute (tokens) at which it reaches `bon-orm`'s accuracy at
 //! the largest N, and its ratio to that compute.
 
-use std::sync::Arc;
-
-use arrow_array::{ArrayRef, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray};
-use arrow_schema::{DataType, Field, Schema};
 use burn::prelude::Device;
 use rand::Rng;
-use rand_chacha::ChaCha8Rng;
 
 use crate::contract::{PortSpec, Stage, StageContext, StageError, StageInfo};
-use crate::generate::{Budget, SampleOpts, generate_text, generate_text_budgeted};
+use crate::generate::SampleOpts;
 use crate::models::checkpoint::{Checkpoint, PolicyModel};
 use crate::models::device::device;
-use crate::models::transformer::Transformer;
 use crate::models::verifier::{ProverSpec, VerifierCheckpoint};
 use crate::params::Params;
 use crate::rng::item_rng;
-use crate::rollouts::text_prefix;
-use crate::search::{BeamOpts, Ledger, Memo, Proposal, Proposer, Response, StepRequest, Valuer, beam_search};
-use crate::table::{read_problems, write_parquet};
+use crate::search::{BeamOpts, Ledger, Memo, Response, Valuer, beam_search};
+use crate::table::read_problems;
 use crate::task::Task;
-use crate::tokenizer::{self, NEWLINE};
 use crate::train_policy::port;
+
+mod adapters;
+mod tables;
+pub use adapters::{PolicyProposer, VerifierValuer};
+use tables::{write_efficiency, write_picks, write_results};
 
 pub struct SearchEval;
 
@@ -50,71 +47,6 @@ const BOOTSTRAP: usize = 1000;
 
 fn param_err(field: &str, message: impl Into<String>) -> StageError {
     StageError::Param { field: field.into(), message: message.into() }
-}
-
-/// Samples steps and responses from a transformer policy.
-pub struct PolicyProposer<'a> {
-    pub model: &'a Transformer,
-    pub prompts: Vec<String>,
-    pub opts: SampleOpts,
-    pub device: Device,
-}
-
-impl Proposer for PolicyProposer<'_> {
-    fn next_steps(&self, requests: &[StepRequest<'_>], rngs: &mut [ChaCha8Rng]) -> Result<Vec<Proposal>, StageError> {
-        let (prefixes, budgets): (Vec<Vec<u32>>, Vec<Budget>) = requests
-            .iter()
-            .map(|r| {
-                let budget = Budget {
-                    max_steps: 1,
-                    max_tokens: (self.opts.max_tokens as u64).saturating_sub(r.tokens) as usize,
-                };
-                (text_prefix(&self.prompts[r.problem], r.steps).0, budget)
-            })
-            .unzip();
-        let generated = generate_text_budgeted(self.model, &prefixes, &budgets, rngs, self.opts, &self.device);
-        Ok(generated
-            .into_iter()
-            .map(|g| {
-                let ended = g.tokens.last() != Some(&NEWLINE);
-                let body = if ended { &g.tokens[..] } else { &g.tokens[..g.tokens.len() - 1] };
-                Proposal { text: tokenizer::decode(body), ended, tokens: g.tokens.len() as u64 }
-            })
-            .collect())
-    }
-
-    fn responses(&self, problems: &[usize], rngs: &mut [ChaCha8Rng]) -> Result<Vec<Response>, StageError> {
-        let prefixes: Vec<Vec<u32>> = problems.iter().map(|&p| tokenizer::encode_prompt(&self.prompts[p])).collect();
-        Ok(generate_text(self.model, &prefixes, rngs, self.opts, &self.device)
-            .into_iter()
-            .map(|g| Response { steps: tokenizer::steps(&tokenizer::decode(&g.tokens)), tokens: g.tokens.len() as u64 })
-            .collect())
-    }
-}
-
-/// Values prefixes with a verifier checkpoint, read at the newline ending each step.
-pub struct VerifierValuer<'a> {
-    pub ckpt: &'a VerifierCheckpoint,
-    pub prompts: Vec<String>,
-    pub batch: usize,
-    pub device: Device,
-}
-
-impl Valuer for VerifierValuer<'_> {
-    fn values(&mut self, items: &[(usize, &[String])]) -> Result<Vec<Vec<Vec<f64>>>, StageError> {
-        let mut seqs = Vec::with_capacity(items.len());
-        let mut positions = Vec::with_capacity(items.len());
-        for &(p, steps) in items {
-            let (tokens, _) = text_prefix(&self.prompts[p], steps);
-            let mut pos = vec![tokenizer::encode_prompt(&self.prompts[p]).len() - 1];
-            for s in steps {
-                pos.push(pos.last().copied().unwrap_or(0) + s.len() + 1);
-            }
-            seqs.push(tokens);
-            positions.push(pos);
-        }
-        Ok(self.ckpt.values_at(&seqs, &positions, self.batch, &self.device))
-    }
 }
 
 /// One row of the results table.
@@ -585,106 +517,6 @@ impl Stage for SearchEval {
         write_efficiency(port(ctx.outputs, "efficiency", "search-eval")?, &efficiency)?;
         write_picks(port(ctx.outputs, "picks", "search-eval")?, &picks)
     }
-}
-
-fn batch(fields: Vec<Field>, columns: Vec<ArrayRef>) -> Result<RecordBatch, StageError> {
-    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|e| StageError::Failed(e.to_string()))
-}
-
-fn write_results(path: &std::path::Path, rows: &[ResultRow], seed: u64) -> Result<(), StageError> {
-    let f64s =
-        |f: &dyn Fn(&ResultRow) -> f64| -> ArrayRef { Arc::new(Float64Array::from_iter_values(rows.iter().map(f))) };
-    let i64s = |f: &dyn Fn(&ResultRow) -> u64| -> ArrayRef {
-        Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| f(r) as i64)))
-    };
-    let fields = vec![
-        Field::new("method", DataType::Utf8, false),
-        Field::new("n", DataType::Int32, false),
-        Field::new("accuracy", DataType::Float64, false),
-        Field::new("acc_lo", DataType::Float64, false),
-        Field::new("acc_hi", DataType::Float64, false),
-        Field::new("tokens", DataType::Int64, false),
-        Field::new("steps_sampled", DataType::Int64, false),
-        Field::new("verifier_calls", DataType::Int64, false),
-        Field::new("problems", DataType::Int32, false),
-        Field::new("seed", DataType::Int64, false),
-        Field::new("gain_vs_orm", DataType::Float64, true),
-    ];
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.method.as_str()))),
-        Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.n))),
-        f64s(&|r| r.accuracy),
-        f64s(&|r| r.acc_lo),
-        f64s(&|r| r.acc_hi),
-        i64s(&|r| r.ledger.tokens),
-        i64s(&|r| r.ledger.steps_sampled),
-        i64s(&|r| r.ledger.verifier_calls),
-        Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.problems))),
-        Arc::new(Int64Array::from_iter_values(rows.iter().map(|_| seed as i64))),
-        Arc::new(Float64Array::from(rows.iter().map(|r| r.gain_vs_orm).collect::<Vec<_>>())),
-    ];
-    write_parquet(path, &batch(fields, columns)?)
-}
-
-fn write_picks(path: &std::path::Path, picks: &[Pick]) -> Result<(), StageError> {
-    use arrow_array::builder::{ListBuilder, StringBuilder};
-    use arrow_array::{Array, BooleanArray};
-    let mut steps = ListBuilder::new(StringBuilder::new());
-    for p in picks {
-        for s in &p.steps {
-            steps.values().append_value(s);
-        }
-        steps.append(true);
-    }
-    let steps = steps.finish();
-    let fields = vec![
-        Field::new("method", DataType::Utf8, false),
-        Field::new("n", DataType::Int32, false),
-        Field::new("problem_id", DataType::Int64, false),
-        Field::new("steps", steps.data_type().clone(), false),
-        Field::new("correct", DataType::Boolean, false),
-        Field::new("score", DataType::Float64, true),
-    ];
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from_iter_values(picks.iter().map(|p| p.method.as_str()))),
-        Arc::new(Int32Array::from_iter_values(picks.iter().map(|p| p.n))),
-        Arc::new(Int64Array::from_iter_values(picks.iter().map(|p| p.problem_id))),
-        Arc::new(steps),
-        Arc::new(BooleanArray::from(picks.iter().map(|p| p.correct).collect::<Vec<_>>())),
-        Arc::new(Float64Array::from(picks.iter().map(|p| p.score).collect::<Vec<_>>())),
-    ];
-    write_parquet(path, &batch(fields, columns)?)
-}
-
-fn write_efficiency(path: &std::path::Path, rows: &[EfficiencyRow]) -> Result<(), StageError> {
-    let opt = |f: &dyn Fn(&EfficiencyRow) -> Option<f64>| -> ArrayRef {
-        Arc::new(Float64Array::from(rows.iter().map(f).collect::<Vec<_>>()))
-    };
-    let fields = vec![
-        Field::new("method", DataType::Utf8, false),
-        Field::new("orm_n", DataType::Int32, false),
-        Field::new("orm_accuracy", DataType::Float64, false),
-        Field::new("orm_tokens", DataType::Int64, false),
-        Field::new("match_n", DataType::Int32, true),
-        Field::new("match_tokens", DataType::Int64, true),
-        Field::new("compute_ratio", DataType::Float64, true),
-        Field::new("efficiency", DataType::Float64, true),
-        Field::new("gain_at_max_n", DataType::Float64, true),
-        Field::new("mean_gain", DataType::Float64, true),
-    ];
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.method.as_str()))),
-        Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.orm_n))),
-        Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.orm_accuracy))),
-        Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.orm_tokens as i64))),
-        Arc::new(Int32Array::from(rows.iter().map(|r| r.match_n).collect::<Vec<_>>())),
-        Arc::new(Int64Array::from(rows.iter().map(|r| r.match_tokens.map(|t| t as i64)).collect::<Vec<_>>())),
-        opt(&|r| r.compute_ratio),
-        opt(&|r| r.efficiency),
-        opt(&|r| r.gain_at_max_n),
-        opt(&|r| r.mean_gain),
-    ];
-    write_parquet(path, &batch(fields, columns)?)
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use crate::problems::Problems;
 use crate::sample::sample_rows;
 use crate::search::{Found, sample_responses};
 use crate::table::read_parquet;
+use crate::tokenizer;
 use crate::train_policy::TrainPolicy;
 use crate::train_policy::tests::{merged, run_kind, small_arith};
 

@@ -103,6 +103,17 @@ pub fn error_at(scores: &[f64], labels: &[bool], threshold: f64) -> f64 {
     wrong as f64 / scores.len().max(1) as f64
 }
 
+/// Unbiased Pass@k from `n` samples of which `c` are right: `1 - C(n-c, k) / C(n, k)`.
+pub fn pass_at(n: usize, c: usize, k: usize) -> f64 {
+    if k > n {
+        return f64::NAN;
+    }
+    if n - c < k {
+        return 1.0;
+    }
+    1.0 - (0..k).map(|i| (n - c - i) as f64 / (n - i) as f64).product::<f64>()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

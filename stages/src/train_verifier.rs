@@ -17,7 +17,8 @@
 //! `policy` checkpoint when one is wired (the paper starts from a pretrained LM), otherwise
 //! from scratch with `d_model`, `layers`, `heads`, `d_ff`, `context`.
 //!
-//! Outputs: `verifier` (checkpoint directory), `curve` (iteration, loss) and `eval`
+//! Outputs: `verifier` (checkpoint directory), `curve` (iteration, loss; the loss is null for a
+//! batch with no labelled step inside the context, which takes no step) and `eval`
 //! (eval.parquet, on the `test` problems' responses): per step index (`step = -1`: the last
 //! step of each response) `n` int32, `positives` int32 (responses that end correct), `auroc`
 //! (of the step's score predicting the final outcome; null with one class), `ece` (of the Q
@@ -41,7 +42,7 @@ use crate::models::device::{device, seeded};
 use crate::models::transformer::TransformerConfig;
 use crate::models::verifier::{ProverSpec, Verifier, VerifierCheckpoint, VerifierMeta};
 use crate::params::Params;
-use crate::rollouts::text_prefix;
+use crate::rollouts::{prefix_key, text_prefix};
 use crate::sample::{SampleRef, read_samples};
 use crate::table::{ProblemRow, read_problems, write_parquet};
 use crate::task::Task;
@@ -143,13 +144,29 @@ pub fn examples(
     prover: Option<&[LabelRow]>,
     target: &Target,
     split: &str,
-) -> Vec<Example> {
+) -> Result<Vec<Example>, StageError> {
     let by_id: HashMap<i64, &ProblemRow> = problems.iter().map(|p| (p.problem_id, p)).collect();
-    let index = |rows: &[LabelRow]| -> HashMap<(i64, i32, i32), f64> {
-        rows.iter().map(|r| ((r.problem_id, r.sample, r.step), r.q)).collect()
+    let index = |rows: &[LabelRow]| -> HashMap<(i64, i32, i32), (f64, u64)> {
+        rows.iter().map(|r| ((r.problem_id, r.sample, r.step), (r.q, r.key))).collect()
     };
     let base = index(base);
     let prover = prover.map(index);
+    // A label joins its seed response by (problem, sample, step); the prefix hash proves that
+    // it was computed for this very prefix (a labels table of another `samples` stage would
+    // otherwise join silently).
+    let label = |table: &HashMap<(i64, i32, i32), (f64, u64)>, s: &SampleRef, h: usize, which: &str| match table.get(&(
+        s.problem_id,
+        s.sample,
+        h as i32,
+    )) {
+        None => Ok(None),
+        Some(&(q, key)) if key == prefix_key(s.problem_id, &s.steps[..h]) => Ok(Some(q)),
+        Some(_) => Err(StageError::Failed(format!(
+            "the `{which}` table does not label these samples: its row for problem {}, sample {}, step {h} \
+                 was computed for another prefix; wire the labels computed from the same `samples` stage",
+            s.problem_id, s.sample
+        ))),
+    };
     let mut out = Vec::new();
     for s in seeds {
         let Some(prob) = by_id.get(&s.problem_id) else { continue };
@@ -163,23 +180,24 @@ pub fn examples(
             positions.push(positions.last().copied().unwrap_or(0) + st.len() + 1);
         }
         let n = s.steps.len();
-        let q_mc: Vec<Option<f64>> = (0..=n).map(|h| base.get(&(s.problem_id, s.sample, h as i32)).copied()).collect();
+        let q_mc = (0..=n).map(|h| label(&base, s, h, "labels")).collect::<Result<Vec<_>, _>>()?;
         let outcome = if s.correct { 1.0 } else { 0.0 };
-        let labels = (0..=n)
-            .map(|h| match target.name.as_str() {
+        let mut labels = Vec::with_capacity(n + 1);
+        for h in 0..=n {
+            labels.push(match target.name.as_str() {
                 "orm" => vec![(h == n).then_some(outcome)],
                 _ => {
                     let mut l = vec![q_mc[h]];
                     if let Some(pr) = &prover {
-                        l.push(pr.get(&(s.problem_id, s.sample, h as i32)).copied());
+                        l.push(label(pr, s, h, "prover")?);
                     }
                     l
                 }
-            })
-            .collect();
+            });
+        }
         out.push(Example { problem_id: s.problem_id, tokens, positions, labels, q_mc, correct: s.correct });
     }
-    out
+    Ok(out)
 }
 
 /// Per-readout weights that give each label bucket (`< 0.5`, `>= 0.5`) half of the total
@@ -211,7 +229,7 @@ pub fn train_verifier(
     train: &[Example],
     opts: VerifierOpts,
     mut on_iteration: impl FnMut(usize, f64),
-) -> (Verifier, Vec<f64>) {
+) -> (Verifier, Vec<Option<f64>>) {
     let mut model = init;
     let outs = train.first().map_or(1, |e| e.labels[0].len());
     let mut optim = AdamConfig::new().init();
@@ -239,7 +257,8 @@ pub fn train_verifier(
             }
         }
         if rows.is_empty() {
-            curve.push(f64::NAN);
+            // No labelled step of this batch fits the context: no step, and a null loss.
+            curve.push(None);
             continue;
         }
         let n = rows.len();
@@ -273,7 +292,7 @@ pub fn train_verifier(
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         model = optim.step(opts.learning_rate, model, grads);
         on_iteration(it + 1, value);
-        curve.push(value);
+        curve.push(Some(value));
     }
     (model, curve)
 }
@@ -326,8 +345,8 @@ impl Stage for TrainVerifier {
             }
         };
         let prover = ctx.inputs.get("prover").map(|path| read_labels(path)).transpose()?;
-        let train = examples(&problems, &seeds, &base, prover.as_deref(), &target, "train");
-        let test = examples(&problems, &seeds, &base, prover.as_deref(), &target, "test");
+        let train = examples(&problems, &seeds, &base, prover.as_deref(), &target, "train")?;
+        let test = examples(&problems, &seeds, &base, prover.as_deref(), &target, "test")?;
         let readouts: usize =
             train.iter().map(|e| e.labels.iter().filter(|l| l.iter().any(Option::is_some)).count()).sum();
         if readouts == 0 {
@@ -383,12 +402,12 @@ impl Stage for TrainVerifier {
                 let _ = writeln!(log, "iteration {it:>6}  loss {loss:.4}");
             }
         });
-        if curve.last().is_some_and(|l| !l.is_finite()) {
+        if curve.iter().rev().flatten().next().is_some_and(|l| !l.is_finite()) {
             return Err(StageError::Failed("the training loss diverged (not finite); lower `learning_rate`".into()));
         }
         let ckpt = VerifierCheckpoint { config, model: model.valid(), meta };
         ckpt.save(port(ctx.outputs, "verifier", "train-verifier")?)?;
-        let rows = evaluate(&ckpt, &train, &test, target.alpha, &dev);
+        let rows = evaluate(&ckpt, &train, &test, target.alpha, &dev)?;
         for r in &rows {
             writeln!(
                 ctx.log,
@@ -406,14 +425,14 @@ impl Stage for TrainVerifier {
     }
 }
 
-fn write_curve(path: &std::path::Path, curve: &[f64]) -> Result<(), StageError> {
+fn write_curve(path: &std::path::Path, curve: &[Option<f64>]) -> Result<(), StageError> {
     let schema = Arc::new(Schema::new(vec![
         Field::new("iteration", DataType::Int32, false),
-        Field::new("loss", DataType::Float64, false),
+        Field::new("loss", DataType::Float64, true),
     ]));
     let columns: Vec<ArrayRef> = vec![
         Arc::new(Int32Array::from_iter_values(1..=curve.len() as i32)),
-        Arc::new(Float64Array::from_iter_values(curve.iter().copied())),
+        Arc::new(Float64Array::from_iter(curve.iter().copied())),
     ];
     let batch = RecordBatch::try_new(schema, columns).map_err(|e| StageError::Failed(e.to_string()))?;
     write_parquet(path, &batch)
@@ -486,6 +505,38 @@ mod tests {
         // The checkpoint reloads with its meaning.
         let ckpt = VerifierCheckpoint::load(&v["verifier"], &burn::prelude::Device::flex()).unwrap();
         assert_eq!((ckpt.meta.target.as_str(), ckpt.meta.prover), ("pqv", ProverSpec::None));
+    }
+
+    #[test]
+    fn labels_join_their_samples_only_when_the_prefix_matches() {
+        let problems =
+            vec![ProblemRow { problem_id: 7, split: "train".into(), prompt: "1 + 2".into(), answer: "3".into() }];
+        let steps: Vec<String> = vec!["1 + 2 = 3".into(), "3".into()];
+        let seed = SampleRef { problem_id: 7, sample: 0, steps: steps.clone(), correct: true };
+        let label = |step: usize, prefix: &[String], q: f64| LabelRow {
+            problem_id: 7,
+            sample: 0,
+            step: step as i32,
+            steps: 2,
+            key: prefix_key(7, prefix),
+            rollouts: 4,
+            successes: (q * 4.0) as i32,
+            q,
+            q_lo: 0.0,
+            q_hi: 1.0,
+            correct: true,
+            q_exact: None,
+            a_exact: None,
+        };
+        let target = Target { name: "pqv".into(), prover: ProverSpec::None, alpha: 0.0 };
+        let good: Vec<LabelRow> = (0..=2).map(|h| label(h, &steps[..h], 0.25 * h as f64)).collect();
+        let ex = examples(&problems, std::slice::from_ref(&seed), &good, None, &target, "train").unwrap();
+        assert_eq!(ex[0].q_mc, vec![Some(0.0), Some(0.25), Some(0.5)]);
+        // Labels of another response to the same problem (same ids, other steps) are refused.
+        let other: Vec<String> = vec!["1 + 2 = 4".into(), "4".into()];
+        let bad: Vec<LabelRow> = (0..=2).map(|h| label(h, &other[..h], 0.5)).collect();
+        let err = examples(&problems, &[seed], &bad, None, &target, "train").unwrap_err().to_string();
+        assert!(err.contains("problem 7, sample 0, step 1") && err.contains("same `samples` stage"), "{err}");
     }
 
     #[test]

@@ -33,11 +33,12 @@ pub struct EvalRow {
 /// key -1 collects each response's last step.
 type ByStep = std::collections::BTreeMap<i32, Vec<(f64, f64, Option<f64>, bool)>>;
 
-fn scored(ckpt: &VerifierCheckpoint, examples: &[Example], alpha: f64, device: &Device) -> ByStep {
+fn scored(ckpt: &VerifierCheckpoint, examples: &[Example], alpha: f64, device: &Device) -> Result<ByStep, StageError> {
     let context = ckpt.config.context;
     let positions: Vec<Vec<usize>> =
         examples.iter().map(|e| e.positions.iter().copied().take_while(|&p| p < context).collect()).collect();
-    let values = ckpt.values_at(&examples.iter().map(|e| e.tokens.clone()).collect::<Vec<_>>(), &positions, 64, device);
+    let values =
+        ckpt.values_at(&examples.iter().map(|e| e.tokens.clone()).collect::<Vec<_>>(), &positions, 64, device)?;
     let mut by_step = ByStep::new();
     for ((ex, pos), vals) in examples.iter().zip(&positions).zip(values) {
         let scores = ckpt.meta.scores(&vals, alpha);
@@ -50,7 +51,7 @@ fn scored(ckpt: &VerifierCheckpoint, examples: &[Example], alpha: f64, device: &
             by_step.entry(-1).or_default().push((last.score, last.q, ex.q_mc.last().copied().flatten(), ex.correct));
         }
     }
-    by_step
+    Ok(by_step)
 }
 
 /// Evaluate on the `test` examples (and, to show over-fitting, on the `train` examples), with
@@ -61,9 +62,9 @@ pub fn evaluate(
     test: &[Example],
     alpha: f64,
     device: &Device,
-) -> Vec<EvalRow> {
-    let fit = scored(ckpt, train, alpha, device);
-    let held = scored(ckpt, test, alpha, device);
+) -> Result<Vec<EvalRow>, StageError> {
+    let fit = scored(ckpt, train, alpha, device)?;
+    let held = scored(ckpt, test, alpha, device)?;
     let mut rows = Vec::new();
     for (split, by_step) in [("test", &held), ("train", &fit)] {
         let mut block = Vec::new();
@@ -93,7 +94,7 @@ pub fn evaluate(
         block.rotate_left(usize::from(first_is_last_step));
         rows.extend(block);
     }
-    rows
+    Ok(rows)
 }
 
 /// Write an evaluation table.

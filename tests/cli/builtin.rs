@@ -94,7 +94,7 @@ stages:
   labels:
     kind: rollout-label
     needs: {problems: problems, samples: seeds, policy: policy.policy}
-    params: {n_mc: 2, max_tokens: 40}
+    params: {n_mc: 2, max_tokens: 128}
   bok:
     kind: prover-values
     needs: {labels: labels.labels}
@@ -113,7 +113,7 @@ stages:
     kind: rollout-label
     seed: 9
     needs: {problems: problems, samples: seeds, policy: policy.policy}
-    params: {n_mc: 2, max_tokens: 40}
+    params: {n_mc: 2, max_tokens: 128}
   planted_labels:
     kind: rollout-label
     needs: {problems: planted_problems, samples: planted_samples}

@@ -181,25 +181,41 @@ impl VerifierCheckpoint {
     }
 
     /// Head values (probabilities) at `positions[i]` of each sequence `seqs[i]`, in batches of
-    /// `batch` sequences. Positions must lie inside the context.
+    /// `batch` sequences. A position past the end of its own sequence is an error. A sequence
+    /// longer than the context is read on its first `context` tokens, and a position beyond
+    /// them (a step cut by the context, e.g. a response that filled it) reads the last token
+    /// inside: the value of the longest prefix the model can see.
     pub fn values_at(
         &self,
         seqs: &[Vec<u32>],
         positions: &[Vec<usize>],
         batch: usize,
         device: &Device,
-    ) -> Vec<Vec<Vec<f64>>> {
+    ) -> Result<Vec<Vec<Vec<f64>>>, StageError> {
         let outs = self.meta.outputs();
+        let context = self.config.context;
         let mut result = Vec::with_capacity(seqs.len());
         for (chunk, pos) in seqs.chunks(batch.max(1)).zip(positions.chunks(batch.max(1))) {
-            let t = chunk.iter().map(Vec::len).max().unwrap_or(1).clamp(1, self.config.context);
+            for (s, ps) in chunk.iter().zip(pos) {
+                if let Some(&p) = ps.iter().find(|&&p| p >= s.len()) {
+                    return Err(StageError::Failed(format!(
+                        "the verifier is asked for a value at token {p} of a sequence of {} tokens (a bug in \
+                         the caller: positions must lie inside their sequence)",
+                        s.len()
+                    )));
+                }
+            }
+            let t = chunk.iter().map(Vec::len).max().unwrap_or(1).clamp(1, context);
             let b = chunk.len();
             let mut input = Vec::with_capacity(b * t);
             for s in chunk {
                 input.extend((0..t).map(|i| s.get(i).copied().unwrap_or(PAD) as i64));
             }
             let x = Tensor::<2, Int>::from_data(TensorData::new(input, [b, t]), device);
-            let v: Vec<f32> = sigmoid(self.model.forward(x)).into_data().try_to_vec::<f32>().unwrap_or_default();
+            let v: Vec<f32> = sigmoid(self.model.forward(x))
+                .into_data()
+                .try_to_vec::<f32>()
+                .map_err(|e| StageError::Failed(format!("reading the verifier's values: {e:?}")))?;
             for (i, ps) in pos.iter().enumerate() {
                 result.push(
                     ps.iter()
@@ -208,6 +224,6 @@ impl VerifierCheckpoint {
                 );
             }
         }
-        result
+        Ok(result)
     }
 }
