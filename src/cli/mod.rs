@@ -7,6 +7,7 @@ mod explain;
 mod gc;
 mod kinds;
 mod plan;
+mod report;
 mod run;
 mod show;
 mod status;
@@ -48,6 +49,7 @@ pub enum Command {
     Explain(explain::Args),
     Status(status::Args),
     Show(show::Args),
+    Report(report::Args),
     Dag(dag::Args),
     Verify(verify::Args),
     Gc(gc::Args),
@@ -90,6 +92,7 @@ fn dispatch(ctx: &Context, command: Command) -> Result<(), OpError> {
         Command::Explain(a) => explain::exec(ctx, a),
         Command::Status(a) => status::exec(ctx, a),
         Command::Show(a) => show::exec(ctx, a),
+        Command::Report(a) => report::exec(ctx, a),
         Command::Dag(a) => dag::exec(ctx, a),
         Command::Verify(a) => verify::exec(ctx, a),
         Command::Gc(a) => gc::exec(ctx, a),
