@@ -8,6 +8,7 @@ mod explain;
 mod gc;
 mod kinds;
 mod plan;
+mod report;
 mod run;
 mod show;
 mod status;
@@ -49,6 +50,7 @@ pub enum Command {
     Explain(explain::Args),
     Status(status::Args),
     Show(show::Args),
+    Report(report::Args),
     Dag(dag::Args),
     Verify(verify::Args),
     Check(check::Args),
@@ -92,6 +94,7 @@ fn dispatch(ctx: &Context, command: Command) -> Result<(), OpError> {
         Command::Explain(a) => explain::exec(ctx, a),
         Command::Status(a) => status::exec(ctx, a),
         Command::Show(a) => show::exec(ctx, a),
+        Command::Report(a) => report::exec(ctx, a),
         Command::Dag(a) => dag::exec(ctx, a),
         Command::Verify(a) => verify::exec(ctx, a),
         Command::Check(a) => check::exec(ctx, a),

@@ -6,6 +6,8 @@ pub mod dag;
 pub mod explain;
 pub mod gc;
 pub mod plan;
+pub mod report;
+mod report_html;
 pub mod run;
 pub mod show;
 pub mod status;

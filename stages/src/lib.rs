@@ -8,9 +8,15 @@
 //! So far: the contract, seeded randomness ([`rng`]), the tasks ([`tasks`], chosen by the
 //! `task:` param through [`task`]), the burn models ([`models`]), supervised training
 //! ([`train`]) and batched sampling ([`generate`]), and the kinds `problems`, `train-policy`
-//! and `sample`; the other kinds arrive with later issues.
+//! and `sample`; the other kinds arrive with later issues. `figure` draws line charts of any
+//! kind's tables: [`figure`] (params, outputs), [`figure_data`] (reading inputs),
+//! [`figure_points`] (filter, series, aggregation) and [`figure_draw`] (plotters).
 
 pub mod contract;
+pub mod figure;
+pub mod figure_data;
+pub mod figure_draw;
+pub mod figure_points;
 pub mod generate;
 pub mod labels;
 pub mod models;
@@ -48,5 +54,6 @@ pub fn builtin_kinds() -> Vec<Box<dyn Stage>> {
         Box::new(train_verifier::TrainVerifier),
         Box::new(search_eval::SearchEval),
         Box::new(rl::Rl),
+        Box::new(figure::Figure),
     ]
 }

@@ -81,6 +81,14 @@ impl<'a> Params<'a> {
         }
     }
 
+    pub fn bool_or(&self, field: &str, default: bool) -> Result<bool, StageError> {
+        match self.map.get(field) {
+            None | Some(Value::Null) => Ok(default),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(v) => Err(bad(field, "true or false", v)),
+        }
+    }
+
     /// The raw value of a param, if set.
     pub fn raw(&self, field: &str) -> Option<&'a Value> {
         self.map.get(field).filter(|v| !v.is_null())

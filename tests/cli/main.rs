@@ -15,6 +15,7 @@ mod failures;
 mod fixture;
 mod incremental;
 mod parquet;
+mod report;
 mod shipped;
 mod spec_errors;
 mod sweeps;
