@@ -31,8 +31,60 @@ fn the_main_job_shares_rollouts_across_provers() {
     let p = Project::new();
     let rows = p.plan(repo.join("sweeps/provers.yaml").to_str().expect("utf-8 path"));
     let count = |stage: &str| rows.iter().filter(|r| r.stage == stage).count();
-    assert_eq!(count("sample"), 1);
-    assert_eq!(count("rollout-label"), 1);
-    assert_eq!(count("prover-advantage"), 6);
-    assert_eq!(count("summary"), 1);
+    // The prover sweeps (K x alpha for arithmetic, gamma for the planted task) share one base
+    // policy, one labelling run and one set of verifiers.
+    assert_eq!(count("arith-provers"), 12);
+    assert_eq!(count("planted-gamma"), 9);
+    for once in ["arith-policy", "arith-labels", "arith-pqv", "planted-policy", "fig-5b", "fig-3b"] {
+        assert_eq!(count(once), 1, "{once}");
+    }
+    let figures = rows.iter().filter(|r| r.stage.starts_with("fig-")).count();
+    assert_eq!(figures, 8, "Fig. 3a, 3b, 3c, 4, 5a, 5b, 7b and 10");
+}
+
+/// The main job at toy sizes (same stages, sweeps and figures; a few iterations each): it runs,
+/// a second run computes nothing, and the report shows every figure with its key.
+#[test]
+fn a_small_main_job_runs_and_reports_every_figure() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let main_job = repo.join("sweeps/provers.yaml");
+    let p = Project::new();
+    p.write(
+        "small.yaml",
+        &format!(
+            r#"extends: {main}
+params: {{planted_rl_iterations: 2, planted_gamma_iterations: 2, planted_eval_every: 1,
+         arith_rl_iterations: 2, search_n: [1, 2], prover_n: 2}}
+stages:
+  arith-problems: {{params: {{train: 32, test: 8}}}}
+  arith-policy: {{params: {{iterations: 20, d_model: 16, layers: 1, heads: 2, d_ff: 32}}}}
+  arith-samples: {{params: {{n: 1}}}}
+  arith-seeds: {{params: {{n: 2}}}}
+  arith-labels: {{params: {{n_mc: 2}}}}
+  arith-orm: {{params: {{iterations: 3}}}}
+  arith-pqv: {{params: {{iterations: 3}}}}
+  arith-pav: {{params: {{iterations: 3}}}}
+  arith-orm-rl: {{params: {{pass_samples: 4, batch: 8}}}}
+  arith-pav-rl: {{params: {{pass_samples: 4, batch: 8}}}}
+  planted-samples: {{params: {{n: 8}}}}
+  planted-rl: {{params: {{q_rollouts: 2, eval_samples: 16, pass_samples: 4, batch: 8}}}}
+  planted-gamma: {{params: {{q_rollouts: 2, eval_samples: 16, pass_samples: 4, batch: 8}}}}
+  planted-pass: {{params: {{q_rollouts: 1, eval_samples: 8, pass_samples: 8, batch: 8}}}}
+"#,
+            main = main_job.display()
+        ),
+    );
+    let first = p.run("small.yaml", &["-j", "2"]);
+    assert!(first.stages.iter().all(|s| s.status == "ran"), "{:?}", first.statuses());
+    let again = p.run("small.yaml", &[]);
+    assert!(again.stages.iter().all(|s| s.status == "cached"), "{:?}", again.statuses());
+    p.pipeline(&["report", "small.yaml"]).expect_code(0);
+    let html = p.read("small-report.html");
+    let figures: Vec<&str> =
+        first.stages.iter().filter(|s| s.stage.starts_with("fig-")).map(|s| s.instance.as_str()).collect();
+    assert_eq!(figures.len(), 8, "{figures:?}");
+    assert_eq!(html.matches("<svg").count(), 8, "one inline SVG per figure");
+    for f in figures {
+        assert!(html.contains(first.key(f)), "the report lacks the key of {f}");
+    }
 }

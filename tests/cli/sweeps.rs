@@ -412,3 +412,28 @@ fn a_stage_joining_two_zipped_global_axes_gets_only_the_sweep_points() {
     assert_eq!(c("zip.yaml"), ["c[k=1,alpha=10]", "c[k=2,alpha=20]"]);
     assert_eq!(c("ex.yaml"), ["c[k=1,alpha=10]", "c[k=2,alpha=10]", "c[k=2,alpha=20]"]);
 }
+
+#[test]
+fn two_bases_extending_one_file_share_its_stages_unless_they_patch_them_differently() {
+    let p = Project::new();
+    p.write(
+        "base.yaml",
+        "stages:\n  make:\n    kind: command\n    cmd: echo make > ${outputs.out}\n    outputs: {out: out.txt}\n",
+    );
+    p.write("left.yaml", "extends: base.yaml\nstages:\n  l:\n    kind: command\n    needs: {m: make}\n    cmd: cat ${inputs.m} > ${outputs.out}\n    outputs: {out: out.txt}\n");
+    p.write("right.yaml", "extends: base.yaml\nstages:\n  r:\n    kind: command\n    needs: {m: make}\n    cmd: cat ${inputs.m} > ${outputs.out}\n    outputs: {out: out.txt}\n");
+    p.write("both.yaml", "extends: [left.yaml, right.yaml]\n");
+    let rows = p.plan("both.yaml");
+    let names: Vec<&str> = rows.iter().map(|r| r.instance.as_str()).collect();
+    assert_eq!(names.iter().filter(|n| **n == "make").count(), 1, "{names:?}");
+    assert!(names.contains(&"l") && names.contains(&"r"), "{names:?}");
+    // A base that patches the shared stage makes it two different definitions.
+    p.write("patched.yaml", "extends: base.yaml\nstages:\n  make: {seed: 3}\n");
+    p.write("clash.yaml", "extends: [left.yaml, patched.yaml]\n");
+    let out = p.pipeline(&["plan", "clash.yaml"]).expect_code(2);
+    assert!(
+        out.stderr.contains("E015") && out.stderr.contains("stage `make` is defined by two extended files"),
+        "{}",
+        out.stderr
+    );
+}

@@ -92,7 +92,7 @@ pub fn load_doc(
             let base_path = normalize(&dir.join(s.as_str()));
             if let Some(base) = load_doc(&base_path, sources, errors, node_loc(e), chain) {
                 has_base = true;
-                merge_base(&mut doc, base, errors);
+                merge_base(&mut doc, base, sources, errors);
             }
         }
     }
@@ -223,7 +223,15 @@ pub fn load_doc(
     Some(doc)
 }
 
-fn merge_base(doc: &mut Doc, base: Doc, errors: &mut Vec<SpecError>) {
+/// The same stage of the same file (the same place in it), with the same patches.
+fn same_definition(a: &RawStage, b: &RawStage, sources: &Sources) -> bool {
+    let place = |s: &RawStage| s.loc.map(|l| (sources.files[l.source].path.clone(), l.line, l.column));
+    let patches =
+        |s: &RawStage| -> Vec<Value> { s.patches.iter().map(|p| node_value(&Node::Mapping(p.clone()))).collect() };
+    place(a).is_some() && place(a) == place(b) && patches(a) == patches(b)
+}
+
+fn merge_base(doc: &mut Doc, base: Doc, sources: &Sources, errors: &mut Vec<SpecError>) {
     for (name, (value, loc)) in base.params {
         if let Some((prev, _)) = doc.params.get(&name)
             && prev != &value
@@ -242,10 +250,15 @@ fn merge_base(doc: &mut Doc, base: Doc, errors: &mut Vec<SpecError>) {
     doc.added_params.extend(base.added_params);
     doc.conflicts.extend(base.conflicts);
     for stage in base.stages {
-        if doc.index.contains_key(&stage.name) {
+        if let Some(&i) = doc.index.get(&stage.name) {
+            // Two bases that extend one common file (a diamond) bring the same definition
+            // twice: that is one stage, unless they patch it differently.
+            if same_definition(&doc.stages[i], &stage, sources) {
+                continue;
+            }
             errors.push(
                 SpecError::new("E015", stage.loc, format!("stage `{}` is defined by two extended files", stage.name))
-                    .help("rename one of them"),
+                    .help("rename one of them (a stage of a file that both extend is fine, unless they patch it differently)"),
             );
             continue;
         }
