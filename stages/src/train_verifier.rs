@@ -183,11 +183,11 @@ pub fn examples(
         let q_mc = (0..=n).map(|h| label(&base, s, h, "labels")).collect::<Result<Vec<_>, _>>()?;
         let outcome = if s.correct { 1.0 } else { 0.0 };
         let mut labels = Vec::with_capacity(n + 1);
-        for h in 0..=n {
+        for (h, &q) in q_mc.iter().enumerate() {
             labels.push(match target.name.as_str() {
                 "orm" => vec![(h == n).then_some(outcome)],
                 _ => {
-                    let mut l = vec![q_mc[h]];
+                    let mut l = vec![q];
                     if let Some(pr) = &prover {
                         l.push(label(pr, s, h, "prover")?);
                     }
