@@ -261,7 +261,7 @@ impl Stage for Figure {
     }
 
     fn version(&self) -> u32 {
-        1
+        2
     }
 
     fn run(&self, ctx: &mut StageContext<'_>) -> Result<(), StageError> {

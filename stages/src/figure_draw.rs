@@ -132,18 +132,24 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, plot: &Plot<'_>) -> R
         .map_err(draw_err)?;
     let fx = |v: &f64| tick(if plot.log_x { v.exp2() } else { *v });
     let fy = |v: &f64| tick(if plot.log_y { 10f64.powf(*v) } else { *v });
-    chart
-        .configure_mesh()
-        .x_desc(plot.xlabel)
+    let mut mesh = chart.configure_mesh();
+    mesh.x_desc(plot.xlabel)
         .y_desc(plot.ylabel)
         .x_label_formatter(&fx)
         .y_label_formatter(&fy)
         .label_style(("sans-serif", 14))
         .axis_desc_style(("sans-serif", 16))
         .bold_line_style(RGBColor(220, 220, 220))
-        .light_line_style(RGBColor(242, 242, 242))
-        .draw()
-        .map_err(draw_err)?;
+        .light_line_style(RGBColor(242, 242, 242));
+    // On a log axis, one label per whole power (1, 2, 4, ...), not at 1.414 and 2.828.
+    let powers = |a: f64, b: f64| ((b.floor() - a.ceil()).max(0.0) as usize + 1).clamp(2, 12);
+    if plot.log_x {
+        mesh.x_labels(powers(x0, x1));
+    }
+    if plot.log_y {
+        mesh.y_labels(powers(y0, y1));
+    }
+    mesh.draw().map_err(draw_err)?;
 
     for (i, s) in plot.series.iter().enumerate() {
         let colour = PALETTE[i % PALETTE.len()];
