@@ -34,10 +34,7 @@ pub struct Args {
 }
 
 pub fn exec(ctx: &Context, a: Args) -> Result<(), OpError> {
-    let jobs = a.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
-    if jobs == 0 {
-        return Err(OpError::Usage { message: "--jobs must be at least 1".into(), help: None });
-    }
+    let jobs = super::run::jobs(a.jobs)?;
     let opts = CheckOpts {
         file: a.file,
         baseline: a.baseline,

@@ -18,10 +18,16 @@ pub struct Args {
     pub gpus: u32,
 }
 
-pub fn exec(ctx: &Context, a: Args) -> Result<(), OpError> {
-    let jobs = a.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+/// `--jobs`, defaulting to the number of cores; 0 is a usage error.
+pub(super) fn jobs(jobs: Option<usize>) -> Result<usize, OpError> {
+    let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     if jobs == 0 {
         return Err(OpError::Usage { message: "--jobs must be at least 1".into(), help: None });
     }
+    Ok(jobs)
+}
+
+pub fn exec(ctx: &Context, a: Args) -> Result<(), OpError> {
+    let jobs = jobs(a.jobs)?;
     run(ctx, &RunOpts { file: a.file, targets: a.targets, jobs, gpus: a.gpus })
 }
