@@ -70,6 +70,7 @@ pub struct FigureParams {
     pub order: Option<String>,
     pub log_x: bool,
     pub log_y: bool,
+    pub clip: Option<(f64, f64)>,
     pub legend: BTreeMap<String, String>,
     pub caption: String,
     pub paper: String,
@@ -146,8 +147,19 @@ impl FigureParams {
         let ci95 = match map.get("band") {
             None | Some(Value::Null) => false,
             Some(Value::String(s)) if s == "ci95" => true,
-            Some(v) => return Err(perr("band", format!("expected `ci95` (mean ± 1.96 standard errors), found {v}"))),
+            Some(v) => return Err(perr("band", format!("expected `ci95` (the 95% Student t interval of the mean), found {v}"))),
         };
+        let clip = match map.get("clip") {
+            None | Some(Value::Null) => None,
+            Some(Value::Array(b)) => match (b.first().and_then(Value::as_f64), b.get(1).and_then(Value::as_f64)) {
+                (Some(a), Some(z)) if b.len() == 2 && a.is_finite() && z.is_finite() && a < z => Some((a, z)),
+                _ => return Err(perr("clip", format!("expected [LOW, HIGH] with LOW < HIGH, found {}; e.g. `clip: [0, 1]` for a rate", Value::Array(b.clone())))),
+            },
+            Some(v) => return Err(perr("clip", format!("expected [LOW, HIGH], found {v}; e.g. `clip: [0, 1]` for a rate"))),
+        };
+        if clip.is_some() && !ci95 && lo.is_none() {
+            return Err(perr("clip", "`clip` bounds a band; set `band: ci95` or `lo`/`hi`, or remove `clip`"));
+        }
         let aggregate = match p.str_or("aggregate", "mean")?.as_str() {
             "mean" => Aggregate::Mean,
             "last" => Aggregate::Last,
@@ -207,6 +219,7 @@ impl FigureParams {
             order,
             log_x: p.bool_or("log_x", false)?,
             log_y: p.bool_or("log_y", false)?,
+            clip,
             legend,
             caption: p.str_or("caption", "")?,
             paper: p.str_or("paper", "")?,
@@ -261,7 +274,8 @@ impl Stage for Figure {
     }
 
     fn version(&self) -> u32 {
-        2
+        // 3: `band: ci95` uses Student t quantiles (was 1.96); `clip`; figure.json says the band.
+        3
     }
 
     fn run(&self, ctx: &mut StageContext<'_>) -> Result<(), StageError> {
@@ -290,6 +304,7 @@ impl Stage for Figure {
             order: opt("order", &fp.order)?,
             log_x: fp.log_x,
             log_y: fp.log_y,
+            clip: fp.clip,
         };
         let filters: Vec<(usize, Vec<Value>)> =
             fp.filter.iter().map(|(c, v)| Ok((col("filter", c)?, v.clone()))).collect::<Result<_, StageError>>()?;
@@ -341,6 +356,12 @@ impl Stage for Figure {
             "xlabel": fp.xlabel,
             "ylabel": fp.ylabel,
             "series": series.iter().map(|s| s.label.clone()).collect::<Vec<_>>(),
+            "band": match (fp.ci95, &fp.lo) {
+                (true, _) => Some("95% Student t interval of the mean over the rows of a point".to_string()),
+                (false, Some(lo)) => Some(format!("columns {lo} .. {}", fp.hi.as_deref().unwrap_or(""))),
+                (false, None) => None,
+            },
+            "clip": fp.clip.map(|(a, z)| [a, z]),
             "reference": fp.reference.iter().map(|(y, l)| json!({"y": y, "label": l})).collect::<Vec<_>>(),
             "rows": frame.per_input,
             "rows_kept": rows.len(),

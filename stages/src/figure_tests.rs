@@ -107,7 +107,7 @@ fn the_png_has_text_without_system_fonts() {
 }
 
 #[test]
-fn band_ci95_is_the_mean_plus_minus_1_96_standard_errors_over_seeds() {
+fn band_ci95_is_the_student_t_interval_of_the_mean_over_seeds() {
     let d = tempfile::tempdir().unwrap();
     let data = table(
         &d.path().join("t.parquet"),
@@ -117,14 +117,35 @@ fn band_ci95_is_the_mean_plus_minus_1_96_standard_errors_over_seeds() {
         figure(d.path(), "fig", json!({"title": "t", "x": "n", "y": "accuracy", "band": "ci95"}), &[("data", data)])
             .unwrap();
     let p = points(&out["points"]);
-    // x = 1: mean 0.4, s = 0.2, se = 0.2 / sqrt(3); x = 2: mean 0.6, s = sqrt(0.02), se = 0.1.
-    let half1 = 1.96 * 0.2 / 3f64.sqrt();
-    let close = |a: f64, b: f64| (a - b).abs() < 1e-12;
+    // x = 1: mean 0.4, s = 0.2, se = 0.2 / sqrt(3), t(0.975, 2) = 4.302653 (textbook table);
+    // x = 2: mean 0.6, s = sqrt(0.02), se = 0.1, t(0.975, 1) = 12.706205.
+    let half1 = 4.302653 * 0.2 / 3f64.sqrt();
+    let half2 = 12.706205 * 0.1;
+    let close = |a: f64, b: f64| (a - b).abs() < 1e-5;
     assert_eq!(p[0].0, "accuracy", "without `series` the one line is named after y");
     assert!(close(p[0].2, 0.4) && close(p[0].3.unwrap(), 0.4 - half1) && close(p[0].4.unwrap(), 0.4 + half1), "{p:?}");
     assert_eq!(p[0].5, 3);
-    assert!(close(p[1].2, 0.6) && close(p[1].3.unwrap(), 0.6 - 0.196) && close(p[1].4.unwrap(), 0.6 + 0.196), "{p:?}");
+    assert!(close(p[1].2, 0.6) && close(p[1].3.unwrap(), 0.6 - half2) && close(p[1].4.unwrap(), 0.6 + half2), "{p:?}");
     assert_eq!((p[2].2, p[2].3, p[2].4, p[2].5), (0.9, None, None, 1), "one row: no band");
+
+    // `clip` bounds the band, not the mean.
+    let params = json!({"title": "t", "x": "n", "y": "accuracy", "band": "ci95", "clip": [0, 1]});
+    let out = figure(d.path(), "clipped", params, &[("data", d.path().join("t.parquet"))]).unwrap();
+    let c = points(&out["points"]);
+    assert!(close(c[0].3.unwrap(), 0.0) && close(c[0].4.unwrap(), 0.4 + half1), "{c:?}");
+    assert!(close(c[1].2, 0.6) && close(c[1].3.unwrap(), 0.0) && close(c[1].4.unwrap(), 1.0), "{c:?}");
+    let meta: Value = serde_json::from_slice(&std::fs::read(&out["meta"]).unwrap()).unwrap();
+    assert_eq!(meta["clip"], json!([0.0, 1.0]));
+    assert!(meta["band"].as_str().unwrap().contains("Student t"), "{meta}");
+}
+
+#[test]
+fn t_quantiles_match_the_table_and_approach_the_normal() {
+    use crate::figure_points::t975;
+    for (df, want) in [(1, 12.706205), (2, 4.302653), (4, 2.776445), (10, 2.228139), (30, 2.042272)] {
+        assert!((t975(df) - want).abs() < 1e-5, "df {df}: {}", t975(df));
+    }
+    assert!((t975(100_000) - 1.959964).abs() < 1e-4);
 }
 
 #[test]
@@ -230,6 +251,9 @@ fn bad_params_name_the_field_and_a_fix() {
         (json!({"title": "t", "x": "n", "y": "a", "reference": [{"y": "high"}]}), "{y: NUMBER, label: TEXT}"),
         (json!({"title": "t", "x": "n", "y": "a", "log_x": "yes"}), "param `log_x`"),
         (json!({"title": "t", "x": "n", "y": "a", "width": 5}), "param `width`"),
+        (json!({"title": "t", "x": "n", "y": "a", "band": "ci95", "clip": [1, 0]}), "LOW < HIGH"),
+        (json!({"title": "t", "x": "n", "y": "a", "band": "ci95", "clip": 1}), "e.g. `clip: [0, 1]`"),
+        (json!({"title": "t", "x": "n", "y": "a", "clip": [0, 1]}), "`clip` bounds a band"),
     ];
     for (params, want) in cases {
         let e = FigureParams::read(params.as_object().unwrap()).unwrap_err().to_string();
