@@ -58,6 +58,25 @@ pub struct FigureEntry {
     pub problem: Option<String>,
 }
 
+/// Rows of a key table shown on the page (over all instances of the stage).
+const TABLE_ROWS: usize = 300;
+
+/// One `report:` table of a stage: its rows from every cached instance, with the sweep point's
+/// axes as the first columns.
+pub struct TableEntry {
+    pub stage: String,
+    pub port: String,
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+    /// Rows over all cached instances (shown or not).
+    pub total: u64,
+    /// (instance name, key) of every cached instance the rows come from.
+    pub sources: Vec<(String, String)>,
+    /// Instances of the stage not in the cache.
+    pub not_run: Vec<String>,
+    pub problems: Vec<String>,
+}
+
 /// Everything on the page.
 pub struct Report {
     pub file: String,
@@ -65,6 +84,7 @@ pub struct Report {
     pub engine_version: String,
     pub instances: Vec<InstanceEntry>,
     pub figures: Vec<FigureEntry>,
+    pub tables: Vec<TableEntry>,
 }
 
 pub fn report(ctx: &Context, opts: &ReportOpts) -> Result<(), OpError> {
@@ -87,6 +107,7 @@ pub fn report(ctx: &Context, opts: &ReportOpts) -> Result<(), OpError> {
         .filter(|&i| instances[i].kind == FIGURE_KIND)
         .map(|i| figure_entry(&dag, i, instances[i].manifest.as_ref(), &cache.object_dir(&dag.instances[i].key)))
         .collect();
+    let tables = key_tables(&dag, &instances, &cache);
     let missing: Vec<String> = figures
         .iter()
         .filter(|f| instances[f.instance].manifest.is_none())
@@ -98,6 +119,7 @@ pub fn report(ctx: &Context, opts: &ReportOpts) -> Result<(), OpError> {
         engine_version: ENGINE_VERSION.to_string(),
         instances,
         figures,
+        tables,
     });
     let out = opts.out.clone().unwrap_or_else(|| default_out(&opts.file));
     write_atomic(&out, page.as_bytes())
@@ -118,6 +140,84 @@ pub fn report(ctx: &Context, opts: &ReportOpts) -> Result<(), OpError> {
         shell_quote(&opts.file.display().to_string())
     ));
     Err(OpError::Failed("the report is incomplete".to_string()))
+}
+
+/// The tables that stages list under `report:`, in stage order.
+fn key_tables(dag: &Dag, instances: &[InstanceEntry], cache: &crate::engine::cache::Cache) -> Vec<TableEntry> {
+    let mut out = Vec::new();
+    for (s, stage) in dag.pipeline.stages.iter().enumerate() {
+        let members: Vec<usize> = (0..dag.instances.len()).filter(|&i| dag.instances[i].stage == s).collect();
+        for (port, wanted) in &stage.report {
+            let mut t = TableEntry {
+                stage: stage.name.clone(),
+                port: port.clone(),
+                columns: Vec::new(),
+                rows: Vec::new(),
+                total: 0,
+                sources: Vec::new(),
+                not_run: Vec::new(),
+                problems: Vec::new(),
+            };
+            // The sweep axes of the stage, in the order of its first instance.
+            let axes: Vec<String> = members
+                .first()
+                .map(|&i| dag.point_segments(i).into_iter().map(|(a, _)| a).collect())
+                .unwrap_or_default();
+            for &i in &members {
+                let inst = &instances[i];
+                let Some(m) = &inst.manifest else {
+                    t.not_run.push(inst.name.clone());
+                    continue;
+                };
+                let Some(file) = m.output(port).map(|o| cache.object_dir(&dag.instances[i].key).join(&o.file)) else {
+                    t.problems.push(format!("{}: the entry has no `{port}` output", inst.name));
+                    continue;
+                };
+                let room = TABLE_ROWS.saturating_sub(t.rows.len());
+                let info = match crate::table::inspect(&file, room) {
+                    Ok(info) => info,
+                    Err(e) => {
+                        t.problems.push(e);
+                        continue;
+                    }
+                };
+                let names: Vec<&str> = info.columns.iter().map(|(c, _)| c.as_str()).collect();
+                let picked: Vec<usize> = if wanted.is_empty() {
+                    (0..names.len()).collect()
+                } else {
+                    let absent: Vec<&str> = wanted.iter().map(String::as_str).filter(|w| !names.contains(w)).collect();
+                    if !absent.is_empty() {
+                        t.problems.push(format!(
+                            "{}: `{port}` has no column {} (its columns: {}); fix `report:` of stage `{}`",
+                            inst.name,
+                            absent.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", "),
+                            names.join(", "),
+                            stage.name
+                        ));
+                        continue;
+                    }
+                    wanted.iter().filter_map(|w| names.iter().position(|n| n == w)).collect()
+                };
+                let columns: Vec<String> =
+                    axes.iter().cloned().chain(picked.iter().map(|&c| names[c].to_string())).collect();
+                if t.columns.is_empty() {
+                    t.columns = columns;
+                } else if t.columns != columns {
+                    t.problems.push(format!("{}: its columns differ from the other instances'; not shown", inst.name));
+                    continue;
+                }
+                let point: Vec<String> = dag.point_segments(i).into_iter().map(|(_, v)| v).collect();
+                for row in &info.head {
+                    let cells = picked.iter().map(|&c| cell_text(row.get(c).map(String::as_str).unwrap_or("")));
+                    t.rows.push(point.iter().cloned().chain(cells).collect());
+                }
+                t.total += info.rows;
+                t.sources.push((inst.name.clone(), inst.key.clone()));
+            }
+            out.push(t);
+        }
+    }
+    out
 }
 
 /// `<FILE stem>-report.html` in the current directory.

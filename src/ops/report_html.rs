@@ -6,7 +6,7 @@ use std::fmt::Write;
 
 use serde_json::Value;
 
-use super::report::{FigureEntry, Report};
+use super::report::{FigureEntry, Report, TableEntry};
 use crate::engine::exec::command::shell_quote;
 
 const STYLE: &str = "
@@ -63,18 +63,28 @@ pub fn render(r: &Report) -> String {
         n = r.instances.len(),
         figs = r.figures.len(),
     );
-    if !r.figures.is_empty() {
+    if !r.figures.is_empty() || !r.tables.is_empty() {
         h.push_str("<nav><ol>\n");
         for (n, f) in r.figures.iter().enumerate() {
             let inst = &r.instances[f.instance];
             let state = if inst.manifest.is_some() { "" } else { " <span class=\"notrun\">(not run yet)</span>" };
             let _ = writeln!(h, "<li><a href=\"#figure-{}\">{}</a>{state}</li>", n + 1, escape(&f.title));
         }
+        if !r.tables.is_empty() {
+            h.push_str("<li><a href=\"#tables\">Key tables</a></li>\n");
+        }
         h.push_str("</ol></nav>\n");
     }
     h.push_str("</header>\n");
     for (n, f) in r.figures.iter().enumerate() {
         figure(&mut h, r, n + 1, f);
+    }
+    if !r.tables.is_empty() {
+        h.push_str("<section id=\"tables\">\n<h2>Key tables</h2>\n");
+        for t in &r.tables {
+            key_table(&mut h, r, t);
+        }
+        h.push_str("</section>\n");
     }
     stage_table(&mut h, r);
     h.push_str("</body>\n</html>\n");
@@ -120,20 +130,8 @@ fn figure(h: &mut String, r: &Report, n: usize, f: &FigureEntry) {
             h,
             "<details open>\n<summary><strong>Ours:</strong> the plotted points ({total} rows{shown})</summary>"
         );
-        h.push_str("<table>\n<tr>");
-        for c in columns {
-            let _ = write!(h, "<th>{}</th>", escape(c));
-        }
-        h.push_str("</tr>\n");
-        for row in rows {
-            h.push_str("<tr>");
-            for c in row {
-                let class = if c.parse::<f64>().is_ok() { " class=\"num\"" } else { "" };
-                let _ = write!(h, "<td{class}>{}</td>", escape(c));
-            }
-            h.push_str("</tr>\n");
-        }
-        h.push_str("</table>\n</details>\n");
+        cells_table(h, columns, rows);
+        h.push_str("</details>\n");
     }
     let _ = writeln!(h, "<div class=\"provenance\">Key <code>{}</code>; it reads:\n<ul>", escape(&inst.key));
     for (port, name, key) in &f.needs {
@@ -146,6 +144,57 @@ fn figure(h: &mut String, r: &Report, n: usize, f: &FigureEntry) {
         );
     }
     h.push_str("</ul></div>\n</section>\n");
+}
+
+fn cells_table(h: &mut String, columns: &[String], rows: &[Vec<String>]) {
+    h.push_str("<table>\n<tr>");
+    for c in columns {
+        let _ = write!(h, "<th>{}</th>", escape(c));
+    }
+    h.push_str("</tr>\n");
+    for row in rows {
+        h.push_str("<tr>");
+        for c in row {
+            let class = if c.parse::<f64>().is_ok() { " class=\"num\"" } else { "" };
+            let _ = write!(h, "<td{class}>{}</td>", escape(c));
+        }
+        h.push_str("</tr>\n");
+    }
+    h.push_str("</table>\n");
+}
+
+fn key_table(h: &mut String, r: &Report, t: &TableEntry) {
+    let _ = writeln!(
+        h,
+        "<h3 id=\"table-{0}-{1}\"><code>{0}</code> &middot; <code>{1}</code></h3>",
+        escape(&t.stage),
+        escape(&t.port)
+    );
+    for p in &t.problems {
+        let _ = writeln!(h, "<p class=\"problem\">{}</p>", escape(p));
+    }
+    if !t.not_run.is_empty() {
+        let _ = writeln!(
+            h,
+            "<p class=\"note notrun\">Not run yet: {}; <code>pipeline run {}</code> computes them.</p>",
+            escape(&t.not_run.join(", ")),
+            escape(&shell_quote(&r.file))
+        );
+    }
+    if !t.columns.is_empty() {
+        let shown =
+            if t.rows.len() as u64 == t.total { String::new() } else { format!(", first {} shown", t.rows.len()) };
+        let _ = writeln!(h, "<details open>\n<summary>{} rows{shown}</summary>", t.total);
+        cells_table(h, &t.columns, &t.rows);
+        h.push_str("</details>\n");
+    }
+    if !t.sources.is_empty() {
+        h.push_str("<div class=\"provenance\">From:\n<ul>");
+        for (name, key) in &t.sources {
+            let _ = writeln!(h, "<li><code>{}</code> key <code>{}</code></li>", escape(name), escape(key));
+        }
+        h.push_str("</ul></div>\n");
+    }
 }
 
 fn stage_table(h: &mut String, r: &Report) {

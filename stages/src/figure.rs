@@ -42,6 +42,7 @@ const PARAMS: &[&str] = &[
     "order",
     "log_x",
     "log_y",
+    "clip",
     "legend",
     "caption",
     "paper",
@@ -147,15 +148,30 @@ impl FigureParams {
         let ci95 = match map.get("band") {
             None | Some(Value::Null) => false,
             Some(Value::String(s)) if s == "ci95" => true,
-            Some(v) => return Err(perr("band", format!("expected `ci95` (the 95% Student t interval of the mean), found {v}"))),
+            Some(v) => {
+                return Err(perr(
+                    "band",
+                    format!("expected `ci95` (the 95% Student t interval of the mean), found {v}"),
+                ));
+            }
         };
         let clip = match map.get("clip") {
             None | Some(Value::Null) => None,
             Some(Value::Array(b)) => match (b.first().and_then(Value::as_f64), b.get(1).and_then(Value::as_f64)) {
                 (Some(a), Some(z)) if b.len() == 2 && a.is_finite() && z.is_finite() && a < z => Some((a, z)),
-                _ => return Err(perr("clip", format!("expected [LOW, HIGH] with LOW < HIGH, found {}; e.g. `clip: [0, 1]` for a rate", Value::Array(b.clone())))),
+                _ => {
+                    return Err(perr(
+                        "clip",
+                        format!(
+                            "expected [LOW, HIGH] with LOW < HIGH, found {}; e.g. `clip: [0, 1]` for a rate",
+                            Value::Array(b.clone())
+                        ),
+                    ));
+                }
             },
-            Some(v) => return Err(perr("clip", format!("expected [LOW, HIGH], found {v}; e.g. `clip: [0, 1]` for a rate"))),
+            Some(v) => {
+                return Err(perr("clip", format!("expected [LOW, HIGH], found {v}; e.g. `clip: [0, 1]` for a rate")));
+            }
         };
         if clip.is_some() && !ci95 && lo.is_none() {
             return Err(perr("clip", "`clip` bounds a band; set `band: ci95` or `lo`/`hi`, or remove `clip`"));

@@ -147,7 +147,8 @@ fn reduce(frame: &Frame, group: &[usize], x: f64, spec: &PointSpec) -> Point {
     let ys: Vec<f64> = group.iter().map(|&r| num(r, Some(spec.y)).unwrap_or(f64::NAN)).collect();
     let n = group.len() as i32;
     let pick = |r: usize| {
-        let point = Point { x, y: num(r, Some(spec.y)).unwrap_or(f64::NAN), lo: num(r, spec.lo), hi: num(r, spec.hi), n };
+        let point =
+            Point { x, y: num(r, Some(spec.y)).unwrap_or(f64::NAN), lo: num(r, spec.lo), hi: num(r, spec.hi), n };
         clip(point, spec.clip)
     };
     match spec.aggregate {

@@ -97,3 +97,52 @@ fn report_of_a_missing_or_invalid_pipeline_is_a_spec_error() {
     assert!(out.stderr.contains("did you mean `title`?"), "{}", out.stderr);
     assert!(!p.path("bad-report.html").exists());
 }
+
+#[test]
+fn report_tables_gather_every_sweep_point_with_its_axes_and_keys() {
+    let p = Project::new();
+    p.write(
+        "p.yaml",
+        r#"
+seed: 1
+stages:
+  problems:
+    kind: problems
+    sweep: {train: [4, 6]}
+    params: {task: arith, train: "${sweep.train}", test: 2, steps: 2}
+    report: {problems: [split, problem_id]}
+  all:
+    kind: problems
+    params: {task: arith, train: 3, test: 1, steps: 2}
+    report: [problems]
+  typo:
+    kind: problems
+    params: {task: arith, train: 2, test: 1, steps: 2}
+    report: {problems: [split, answr]}
+"#,
+    );
+    // Before a run: the tables are listed as not run, and the page is still written.
+    p.pipeline(&["report", "p.yaml"]).expect_code(0);
+    let html = p.read("p-report.html");
+    assert!(
+        html.contains("Key tables") && html.contains("Not run yet: problems[train=4], problems[train=6]"),
+        "{html}"
+    );
+
+    let r = p.run("p.yaml", &[]);
+    assert!(r.ok, "{r:?}");
+    p.pipeline(&["report", "p.yaml"]).expect_code(0);
+    let html = p.read("p-report.html");
+    assert_self_contained(&html);
+    // The swept stage: one table, its axis first, 6 + 8 rows from two entries.
+    let start = html.find("<code>problems</code> &middot; <code>problems</code>").expect("no table of `problems`");
+    let section = &html[start..html[start..].find("</ul></div>").map_or(html.len(), |e| start + e)];
+    assert!(section.contains("<tr><th>train</th><th>split</th><th>problem_id</th></tr>"), "{section}");
+    assert!(section.contains("14 rows"), "{section}");
+    assert_eq!(section.matches("<tr><td class=\"num\">4</td>").count(), 6, "{section}");
+    assert_eq!(section.matches("<tr><td class=\"num\">6</td>").count(), 8, "{section}");
+    assert!(section.contains(r.key("problems[train=4]")) && section.contains(r.key("problems[train=6]")));
+    // Every column when none is listed; a column the table lacks is named on the page.
+    assert!(html.contains("<th>problem_id</th><th>split</th><th>prompt</th><th>answer</th>"), "{html}");
+    assert!(html.contains("typo: `problems` has no column `answr`") && html.contains("fix `report:` of stage `typo`"));
+}

@@ -209,6 +209,34 @@ fn unknown_ports() {
 }
 
 #[test]
+fn report_tables_name_outputs_of_the_stage() {
+    let (_, out) = spec_error(
+        r#"
+        stages:
+          make:
+            kind: command
+            cmd: echo hi > ${outputs.table}
+            outputs: [table, extra]
+            report: [tabel, table, table]
+          make2:
+            kind: problems
+            params: {task: arith, train: 2, test: 1}
+            report: {problems: split}
+        "#,
+    );
+    assert_has(
+        &out,
+        &[
+            "p.yaml:6:14: `stages.make.report` names `tabel`, which is not an output of the stage",
+            "did you mean `table`?",
+            "p.yaml:6:28: `stages.make.report` names `table` twice",
+            "p.yaml:10:24: `stages.make2.report.problems`",
+            "a list of column names",
+        ],
+    );
+}
+
+#[test]
 fn unknown_references() {
     let (_, out) = spec_error(
         r#"

@@ -99,6 +99,9 @@ pub struct StageDef {
     pub sweep: Option<Sweep>,
     pub seed: Option<Tpl>,
     pub resources: Resources,
+    /// Output tables `pipeline report` shows: (port, columns; empty = every column). Not part
+    /// of the stage's identity.
+    pub report: Vec<(String, Vec<String>)>,
     /// Global params this stage reads (through its params, command or seed).
     pub global_refs: BTreeSet<String>,
 }

@@ -15,7 +15,7 @@ use crate::engine::exec::KindInfo;
 use crate::engine::value::Value;
 
 pub const STAGE_KEYS: &[&str] =
-    &["kind", "doc", "cmd", "deps", "outputs", "needs", "params", "sweep", "seed", "resources"];
+    &["kind", "doc", "cmd", "deps", "outputs", "needs", "params", "sweep", "seed", "resources", "report"];
 pub const RESERVED_FILES: &[&str] = &["manifest.json", "manifest.json.tmp", "stage.log"];
 
 /// A `needs:` entry before the upstream's outputs are known.
@@ -134,6 +134,8 @@ pub fn parse_stage(
     let sweep = map.get_node("sweep").and_then(|n| super::sweep::parse_sweep(n, &field("sweep"), false, errors));
     let resources =
         map.get_node("resources").map(|n| parse_resources(n, &field("resources"), errors)).unwrap_or_default();
+    let report =
+        map.get_node("report").map(|n| parse_report(n, &field("report"), &outputs, errors)).unwrap_or_default();
 
     let def = StageDef {
         name: name.clone(),
@@ -149,6 +151,7 @@ pub fn parse_stage(
         sweep,
         seed,
         resources,
+        report,
         global_refs: Default::default(),
     };
     Some((def, needs))
@@ -384,6 +387,83 @@ pub fn parse_need_ref(s: &str) -> Result<(String, Option<String>, Option<Gather>
         return Err("stage and port names use letters, digits, `_` and `-`".into());
     }
     Ok((stage, output, gather))
+}
+
+/// `report: [PORT, ...]` or `report: {PORT: [COLUMN, ...], ...}`: output tables that
+/// `pipeline report` shows (all columns, or the listed ones).
+fn parse_report(
+    node: &Node,
+    field: &str,
+    outputs: &[(String, String)],
+    errors: &mut Vec<SpecError>,
+) -> Vec<(String, Vec<String>)> {
+    let ports: Vec<&str> = outputs.iter().map(|(p, _)| p.as_str()).collect();
+    let mut out: Vec<(String, Vec<String>)> = Vec::new();
+    let port = |n: &Node, seen: &[(String, Vec<String>)], errors: &mut Vec<SpecError>| -> Option<String> {
+        let Some(name) = n.as_scalar().map(|s| s.as_str().to_string()).filter(|s| !s.is_empty()) else {
+            errors.push(type_error(n, field, "an output port name"));
+            return None;
+        };
+        if !ports.contains(&name.as_str()) {
+            errors.push(
+                SpecError::new(
+                    "E035",
+                    node_loc(n),
+                    format!("`{field}` names `{name}`, which is not an output of the stage"),
+                )
+                .label("unknown output")
+                .help(suggest(&name, &ports, "its outputs")),
+            );
+            return None;
+        }
+        if seen.iter().any(|(p, _)| *p == name) {
+            errors.push(SpecError::new("E035", node_loc(n), format!("`{field}` names `{name}` twice")).label("again"));
+            return None;
+        }
+        Some(name)
+    };
+    match node {
+        Node::Sequence(seq) => {
+            for n in seq.iter() {
+                if let Some(p) = port(n, &out, errors) {
+                    out.push((p, Vec::new()));
+                }
+            }
+        }
+        Node::Scalar(_) => {
+            if let Some(p) = port(node, &out, errors) {
+                out.push((p, Vec::new()));
+            }
+        }
+        Node::Mapping(m) => {
+            for (k, v) in m.iter() {
+                let key = Node::Scalar(k.clone());
+                let Some(p) = port(&key, &out, errors) else { continue };
+                let columns = match v {
+                    Node::Sequence(seq) => seq
+                        .iter()
+                        .filter_map(|c| match c.as_scalar() {
+                            Some(s) if !s.as_str().is_empty() => Some(s.as_str().to_string()),
+                            _ => {
+                                errors.push(type_error(c, &format!("{field}.{p}"), "a column name"));
+                                None
+                            }
+                        })
+                        .collect(),
+                    other => {
+                        errors.push(type_error(
+                            other,
+                            &format!("{field}.{p}"),
+                            "a list of column names, e.g. [method, n, accuracy]",
+                        ));
+                        Vec::new()
+                    }
+                };
+                out.push((p, columns));
+            }
+        }
+    }
+    out
 }
 
 fn parse_resources(node: &Node, field: &str, errors: &mut Vec<SpecError>) -> Resources {
