@@ -145,7 +145,7 @@ pub fn generate_text_budgeted(
 ) -> Vec<Generated> {
     let mut out = Vec::with_capacity(prefixes.len());
     let step = opts.batch.max(1);
-    let host = KvCache::new(model, 1, 1, device).is_host();
+    let host = crate::models::kv::on_host(device);
     for ((pre, bud), chunk) in prefixes.chunks(step).zip(budgets.chunks(step)).zip(rngs.chunks_mut(step)) {
         if host {
             out.extend(generate_chunk_shared(model, pre, bud, chunk, opts, device));
@@ -188,7 +188,7 @@ fn generate_chunk_shared(
     let fill = first.iter().map(|&r| start[r]).max().unwrap_or(0);
     let mut cache = KvCache::new(model, b, capacity, device);
     if fill > 0 {
-        let mut pre = KvCache::new(model, first.len(), fill, device);
+        let mut pre = cache.sibling(first.len(), fill);
         for t in 0..fill {
             // A prefix shorter than `t` re-feeds its last prefilled position (changing nothing).
             let pos: Vec<usize> = first.iter().map(|&r| t.min(start[r].saturating_sub(1))).collect();
@@ -212,7 +212,7 @@ fn generate_chunk_shared(
             break;
         }
         if live.len() * 2 <= slots.len() {
-            let mut small = KvCache::new(model, live.len(), capacity, device);
+            let mut small = cache.sibling(live.len(), capacity);
             for (to, &from) in live.iter().enumerate() {
                 small.copy_prefix(&cache, from, to, pos[slots[from]]);
             }

@@ -8,17 +8,19 @@
 //! are fed their prompt tokens (forced) while others already sample.
 //!
 //! Two stores, one function:
-//! - On the CPU (`flex`) the buffers are plain `Vec<f32>` and one query's attention is a fused
-//!   loop (dot products, softmax, weighted sum) per (row, head), rows in parallel with rayon.
-//!   As burn ops, that step was 1,024 tiny batched matmuls of one query row each, which cost a
-//!   quarter of sampling time. Each (row, head) is computed in a fixed order, so results do not
-//!   depend on the thread count.
+//! - On the CPU (`flex`) the buffers are plain `Vec<f32>` and a whole step runs on the host
+//!   ([`super::host`]): the weights are copied once per cache into host buffers (shared with
+//!   [`KvCache::sibling`]), the matrix products call `gemm`, and attention, LayerNorm and GELU
+//!   are fused loops. As burn ops, one query's attention alone was 1,024 tiny batched matmuls
+//!   per layer and step. Results do not depend on the thread count.
 //! - On other devices the buffers are tensors `[batch, heads, capacity, d_h]` written with
 //!   `slice_assign`, and attention stays in burn ops on the device.
 
-use burn::prelude::*;
-use rayon::prelude::*;
+use std::sync::Arc;
 
+use burn::prelude::*;
+
+use super::host::HostModel;
 use super::transformer::{Block, Transformer};
 
 /// Per-layer key/value buffers for one batch.
@@ -37,6 +39,7 @@ enum Store {
     Host {
         keys: Vec<Vec<f32>>,
         values: Vec<Vec<f32>>,
+        model: Arc<HostModel>,
     },
     Device {
         keys: Vec<Tensor<4>>,
@@ -44,8 +47,8 @@ enum Store {
     },
 }
 
-/// Whether a device's tensors live in host memory (the fused CPU path applies).
-fn on_host(device: &Device) -> bool {
+/// Whether a device's tensors live in host memory (the host decoding path applies).
+pub fn on_host(device: &Device) -> bool {
     *device == Device::flex()
 }
 
@@ -61,6 +64,28 @@ impl KvCache {
         Self::build(model, batch, capacity, device, false)
     }
 
+    /// An empty cache for the same model and store, sharing this one's host copy of the
+    /// weights (no second copy): for a prefill cache or a compacted batch.
+    pub fn sibling(&self, batch: usize, capacity: usize) -> KvCache {
+        let Store::Host { model, keys, .. } = &self.store else {
+            panic!("sibling needs the host key/value store");
+        };
+        let capacity = capacity.min(model.context);
+        let size = batch * self.heads * capacity * self.dh;
+        KvCache {
+            store: Store::Host {
+                keys: (0..keys.len()).map(|_| vec![0.0; size]).collect(),
+                values: (0..keys.len()).map(|_| vec![0.0; size]).collect(),
+                model: Arc::clone(model),
+            },
+            len: 0,
+            capacity,
+            batch,
+            heads: self.heads,
+            dh: self.dh,
+        }
+    }
+
     fn build(model: &Transformer, batch: usize, capacity: usize, device: &Device, host: bool) -> KvCache {
         let capacity = capacity.min(model.context());
         let heads = model.heads();
@@ -70,6 +95,7 @@ impl KvCache {
             Store::Host {
                 keys: (0..model.layers()).map(|_| vec![0.0; size]).collect(),
                 values: (0..model.layers()).map(|_| vec![0.0; size]).collect(),
+                model: Arc::new(HostModel::new(model)),
             }
         } else {
             let shape = [batch, heads, capacity, dh];
@@ -105,7 +131,8 @@ impl KvCache {
     /// # Panics
     /// Unless both caches use the host store with the same shape per position.
     pub fn copy_prefix(&mut self, from: &KvCache, src: usize, dst: usize, len: usize) {
-        let (Store::Host { keys, values }, Store::Host { keys: fk, values: fv }) = (&mut self.store, &from.store)
+        let (Store::Host { keys, values, .. }, Store::Host { keys: fk, values: fv, .. }) =
+            (&mut self.store, &from.store)
         else {
             panic!("copy_prefix needs host key/value stores");
         };
@@ -124,14 +151,10 @@ impl KvCache {
     }
 }
 
-fn host_vec(t: Tensor<3>) -> Vec<f32> {
-    t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap_or_default()
-}
-
 /// Dot product in eight independent lanes, which the compiler turns into SIMD (a plain
 /// iterator sum is a serial chain: float addition does not reassociate). The lanes are summed
 /// in a fixed order, so the result is the same on every run.
-fn dot(a: &[f32], b: &[f32]) -> f32 {
+pub(super) fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0.0f32; 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
     let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
@@ -141,58 +164,6 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
         }
     }
     acc.iter().sum::<f32>() + tail
-}
-
-/// One query per (row, head) against the first `ts[row] + 1` cached positions, after writing
-/// the row's keys and values at position `ts[row]`. `q`, `k`, `v` and the result are
-/// `[batch][heads · d_h]`.
-#[allow(clippy::too_many_arguments)]
-fn host_attend(
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
-    keys: &mut [f32],
-    values: &mut [f32],
-    ts: &[usize],
-    (heads, dh, capacity): (usize, usize, usize),
-) -> Vec<f32> {
-    let d = heads * dh;
-    let per_row = heads * capacity * dh;
-    let scale = 1.0 / (dh as f32).sqrt();
-    let mut out = vec![0.0f32; q.len()];
-    out.par_chunks_mut(d).zip(keys.par_chunks_mut(per_row)).zip(values.par_chunks_mut(per_row)).enumerate().for_each(
-        |(b, ((out, keys), values))| {
-            let t = ts[b];
-            let mut scores = vec![0.0f32; t + 1];
-            for h in 0..heads {
-                let base = h * capacity * dh;
-                let src = b * d + h * dh;
-                keys[base + t * dh..base + (t + 1) * dh].copy_from_slice(&k[src..src + dh]);
-                values[base + t * dh..base + (t + 1) * dh].copy_from_slice(&v[src..src + dh]);
-                let qh = &q[src..src + dh];
-                let mut max = f32::NEG_INFINITY;
-                for (j, s) in scores.iter_mut().enumerate() {
-                    let kj = &keys[base + j * dh..base + (j + 1) * dh];
-                    *s = dot(qh, kj) * scale;
-                    max = max.max(*s);
-                }
-                let mut z = 0.0f32;
-                for s in scores.iter_mut() {
-                    *s = (*s - max).exp();
-                    z += *s;
-                }
-                let oh = &mut out[h * dh..(h + 1) * dh];
-                for (j, s) in scores.iter().enumerate() {
-                    let w = s / z;
-                    let vj = &values[base + j * dh..base + (j + 1) * dh];
-                    for (o, x) in oh.iter_mut().zip(vj) {
-                        *o += w * x;
-                    }
-                }
-            }
-        },
-    );
-    out
 }
 
 impl Transformer {
@@ -210,10 +181,23 @@ impl Transformer {
         assert!(t < cache.capacity, "key/value cache full at {t} positions");
         assert_eq!(b, cache.batch, "the batch a key/value cache was made for");
         let device = tokens.device();
+        if let Store::Host { keys, values, model } = &mut cache.store {
+            let ids: Vec<u32> = tokens
+                .into_data()
+                .convert::<i64>()
+                .try_to_vec::<i64>()
+                .unwrap_or_default()
+                .iter()
+                .map(|&t| t as u32)
+                .collect();
+            let logits = model.step(&ids, &vec![t; b], keys, values, cache.capacity);
+            cache.len += 1;
+            return Tensor::<2>::from_data(TensorData::new(logits, [b, model.vocab]), &device);
+        }
         let d = self.d_model();
         let position = Tensor::<1, Int>::from_data(TensorData::new(vec![t as i64], [1]), &device).reshape([1, 1]);
         let x = self.tok.forward(tokens.reshape([b, 1])) + self.pos.forward(position).expand([b, 1, d]);
-        let logits = self.step_blocks(x, &vec![t; b], cache);
+        let logits = self.step_blocks(x, t, cache);
         cache.len += 1;
         logits
     }
@@ -228,61 +212,38 @@ impl Transformer {
     /// With the tensor store, or a position past the capacity.
     pub fn step_rows(&self, tokens: &[u32], positions: &[usize], cache: &mut KvCache) -> Vec<f32> {
         let b = tokens.len();
-        assert!(matches!(cache.store, Store::Host { .. }), "per-row positions need the host key/value store");
         assert_eq!(b, cache.batch, "the batch a key/value cache was made for");
         assert!(positions.iter().all(|&p| p < cache.capacity), "a position past the key/value cache");
-        let device = Device::flex();
-        let ids = Tensor::<2, Int>::from_data(
-            TensorData::new(tokens.iter().map(|&t| t as i64).collect::<Vec<_>>(), [b, 1]),
-            &device,
-        );
-        let pos = Tensor::<2, Int>::from_data(
-            TensorData::new(positions.iter().map(|&p| p as i64).collect::<Vec<_>>(), [b, 1]),
-            &device,
-        );
-        let x = self.tok.forward(ids) + self.pos.forward(pos);
-        let logits = self.step_blocks(x, positions, cache);
-        logits.into_data().try_to_vec::<f32>().unwrap_or_default()
+        let capacity = cache.capacity;
+        let Store::Host { keys, values, model } = &mut cache.store else {
+            panic!("per-row positions need the host key/value store");
+        };
+        model.step(tokens, positions, keys, values, capacity)
     }
 
-    /// The blocks and the output layer for one new position per row (`ts[row]`), `x` being
-    /// the embedded tokens `[batch, 1, d_model]`.
-    fn step_blocks(&self, mut x: Tensor<3>, ts: &[usize], cache: &mut KvCache) -> Tensor<2> {
-        let [b, _, d] = x.dims();
+    /// The blocks and the output layer for one new position `t` of every row (tensor store),
+    /// `x` being the embedded tokens `[batch, 1, d_model]`.
+    fn step_blocks(&self, mut x: Tensor<3>, t: usize, cache: &mut KvCache) -> Tensor<2> {
+        let [b, _, _] = x.dims();
         let device = x.device();
-        let t = ts.first().copied().unwrap_or(0);
-        let (heads, dh, capacity) = (cache.heads, cache.dh, cache.capacity);
+        let (heads, dh) = (cache.heads, cache.dh);
         for (l, block) in self.blocks.iter().enumerate() {
             let h = block.ln1.forward(x.clone());
             let (q, k, v) = (block.q.forward(h.clone()), block.k.forward(h.clone()), block.v.forward(h));
-            let att = match &mut cache.store {
-                Store::Host { keys, values } => {
-                    let out = host_attend(
-                        &host_vec(q),
-                        &host_vec(k),
-                        &host_vec(v),
-                        &mut keys[l],
-                        &mut values[l],
-                        ts,
-                        (heads, dh, capacity),
-                    );
-                    block.o.forward(Tensor::<3>::from_data(TensorData::new(out, [b, 1, d]), &device))
-                }
-                Store::Device { keys, values } => {
-                    let (q, k, v) =
-                        (Block::split_heads(q, heads), Block::split_heads(k, heads), Block::split_heads(v, heads));
-                    // Take the buffers out so that `slice_assign` finds them uniquely owned.
-                    let kbuf = std::mem::replace(&mut keys[l], Tensor::zeros([1, 1, 1, 1], &device));
-                    let vbuf = std::mem::replace(&mut values[l], Tensor::zeros([1, 1, 1, 1], &device));
-                    let kbuf = kbuf.slice_assign([0..b, 0..heads, t..t + 1, 0..dh], k);
-                    let vbuf = vbuf.slice_assign([0..b, 0..heads, t..t + 1, 0..dh], v);
-                    let k_all = kbuf.clone().slice([0..b, 0..heads, 0..t + 1, 0..dh]);
-                    let v_all = vbuf.clone().slice([0..b, 0..heads, 0..t + 1, 0..dh]);
-                    keys[l] = kbuf;
-                    values[l] = vbuf;
-                    block.attend(q, k_all, v_all, None)
-                }
+            let Store::Device { keys, values } = &mut cache.store else {
+                unreachable!("the host store decodes in `HostModel::step`");
             };
+            let (q, k, v) = (Block::split_heads(q, heads), Block::split_heads(k, heads), Block::split_heads(v, heads));
+            // Take the buffers out so that `slice_assign` finds them uniquely owned.
+            let kbuf = std::mem::replace(&mut keys[l], Tensor::zeros([1, 1, 1, 1], &device));
+            let vbuf = std::mem::replace(&mut values[l], Tensor::zeros([1, 1, 1, 1], &device));
+            let kbuf = kbuf.slice_assign([0..b, 0..heads, t..t + 1, 0..dh], k);
+            let vbuf = vbuf.slice_assign([0..b, 0..heads, t..t + 1, 0..dh], v);
+            let k_all = kbuf.clone().slice([0..b, 0..heads, 0..t + 1, 0..dh]);
+            let v_all = vbuf.clone().slice([0..b, 0..heads, 0..t + 1, 0..dh]);
+            keys[l] = kbuf;
+            values[l] = vbuf;
+            let att = block.attend(q, k_all, v_all, None);
             x = x + att;
             x = block.mlp(x);
         }
@@ -350,5 +311,57 @@ mod tests {
                 assert!((last[r * 20 + v] - full[(r * t + t - 1) * 20 + v]).abs() < 1e-4);
             }
         }
+    }
+
+    /// Rows past one chunk of the host step, each at its own position (rows continue a copied
+    /// prefix from a sibling cache), against the full causal pass; and bit-identical logits on
+    /// 1 thread and on 3.
+    #[test]
+    fn host_rows_at_their_own_positions_equal_the_full_pass_on_any_thread_count() {
+        let dev = Device::flex();
+        let config =
+            TransformerConfig::new(20).with_context(16).with_d_model(32).with_layers(2).with_heads(4).with_d_ff(64);
+        let model = seeded(&dev, 5, || config.init(&dev));
+        let (b, t) = (crate::models::host::CHUNK * 2 + 5, 8);
+        let ids: Vec<i64> = (0..b * t).map(|i| ((i * 11 + i / 7) % 20) as i64).collect();
+        let full: Vec<f32> = model
+            .forward(Tensor::<2, Int>::from_data(TensorData::new(ids.clone(), [b, t]), &dev))
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        let run = || {
+            // Row r starts at position r % 3: its earlier positions come from a prefill cache.
+            let mut pre = KvCache::new(&model, b, t, &dev);
+            for p in 0..2 {
+                let tok: Vec<u32> = (0..b).map(|r| ids[r * t + p] as u32).collect();
+                model.step_rows(&tok, &vec![p; b], &mut pre);
+            }
+            let mut cache = pre.sibling(b, t);
+            let mut pos: Vec<usize> = (0..b).map(|r| r % 3).collect();
+            for r in 0..b {
+                cache.copy_prefix(&pre, r, r, pos[r]);
+            }
+            let mut all = Vec::new();
+            while pos.iter().any(|&p| p < t) {
+                let p: Vec<usize> = pos.iter().map(|&p| p.min(t - 1)).collect();
+                let tok: Vec<u32> = (0..b).map(|r| ids[r * t + p[r]] as u32).collect();
+                let logits = model.step_rows(&tok, &p, &mut cache);
+                for r in 0..b {
+                    if pos[r] < t {
+                        for v in 0..20 {
+                            let want = full[(r * t + p[r]) * 20 + v];
+                            assert!((logits[r * 20 + v] - want).abs() < 1e-4, "row {r} pos {} token {v}", p[r]);
+                        }
+                    }
+                }
+                all.extend(logits);
+                pos.iter_mut().for_each(|p| *p += 1);
+            }
+            all
+        };
+        let pool = |n| rayon::ThreadPoolBuilder::new().num_threads(n).build().unwrap();
+        let one = pool(1).install(run);
+        let three = pool(3).install(run);
+        assert!(one.iter().zip(&three).all(|(a, b)| a.to_bits() == b.to_bits()), "logits depend on the thread count");
     }
 }
