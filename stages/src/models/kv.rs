@@ -338,8 +338,8 @@ mod tests {
             }
             let mut cache = pre.sibling(b, t);
             let mut pos: Vec<usize> = (0..b).map(|r| r % 3).collect();
-            for r in 0..b {
-                cache.copy_prefix(&pre, r, r, pos[r]);
+            for (r, &p) in pos.iter().enumerate() {
+                cache.copy_prefix(&pre, r, r, p);
             }
             let mut all = Vec::new();
             while pos.iter().any(|&p| p < t) {
