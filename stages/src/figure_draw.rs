@@ -101,14 +101,18 @@ pub fn tick(v: f64) -> String {
     if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s }
 }
 
-/// The axis range over `values`, padded by `pad` of its width (a single value gets ±0.5).
-fn range(values: impl Iterator<Item = f64>, pad: f64) -> (f64, f64) {
+/// The axis range over `values`, padded by `pad` of its width. A single value gets ±0.5, but
+/// non-negative values do not get an axis that goes far below 0 (a flat Pass@N of 0 is drawn
+/// on [-0.025, 0.5], not [-0.5, 0.5]).
+pub(crate) fn range(values: impl Iterator<Item = f64>, pad: f64) -> (f64, f64) {
     let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| (l.min(v), h.max(v)));
     if !lo.is_finite() || !hi.is_finite() {
         return (0.0, 1.0);
     }
     if hi - lo < 1e-12 {
-        return (lo - 0.5, hi + 0.5);
+        let top = hi + 0.5;
+        let bottom = if lo >= 0.0 && lo - 0.5 < 0.0 { lo - (top - lo) * pad } else { lo - 0.5 };
+        return (bottom, top);
     }
     let p = (hi - lo) * pad;
     (lo - p, hi + p)

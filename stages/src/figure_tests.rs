@@ -283,3 +283,13 @@ fn tick_labels_are_short() {
     assert_eq!(tick(1234.0), "1234");
     assert_eq!(tick(2.5e6), "2.50e6");
 }
+
+#[test]
+fn a_flat_non_negative_line_does_not_get_a_negative_axis() {
+    use crate::figure_draw::range;
+    let (lo, hi) = range([0.0, 0.0].into_iter(), 0.05);
+    assert!((-0.05..0.0).contains(&lo) && hi == 0.5, "{lo} {hi}");
+    assert_eq!(range([-1.0].into_iter(), 0.05), (-1.5, -0.5));
+    assert_eq!(range([2.0].into_iter(), 0.05), (1.5, 2.5));
+    assert_eq!(range([0.0, 1.0].into_iter(), 0.05), (-0.05, 1.05));
+}

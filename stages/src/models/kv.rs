@@ -23,6 +23,53 @@ use burn::prelude::*;
 use super::host::HostModel;
 use super::transformer::{Block, Transformer};
 
+/// Host key/value buffers are recycled: a batch's cache is tens of megabytes, and a fresh
+/// allocation of that size comes from the kernel as pages to fault in and zero (14% of
+/// sampling time in the benchmark, `clear_page`), every time a batch starts. Freed buffers
+/// wait here (up to [`pool::LIMIT`] bytes in all) for the next cache.
+///
+/// A recycled buffer holds another batch's keys and values; that is safe because a step reads
+/// only positions that this cache wrote first (by a step or [`KvCache::copy_prefix`]).
+mod pool {
+    use std::sync::Mutex;
+
+    pub const LIMIT: usize = 512 << 20;
+    static FREE: Mutex<Vec<Vec<f32>>> = Mutex::new(Vec::new());
+
+    /// A buffer of `len` floats: a recycled one if one is large enough, else a zeroed one.
+    pub fn take(len: usize) -> Vec<f32> {
+        let mut free = FREE.lock().unwrap_or_else(|e| e.into_inner());
+        match free.iter().position(|v| v.capacity() >= len) {
+            Some(i) => {
+                let mut v = free.swap_remove(i);
+                v.resize(len, 0.0);
+                v.truncate(len);
+                v
+            }
+            None => vec![0.0; len],
+        }
+    }
+
+    pub fn give(buffers: impl IntoIterator<Item = Vec<f32>>) {
+        let mut free = FREE.lock().unwrap_or_else(|e| e.into_inner());
+        let mut held: usize = free.iter().map(|v| v.capacity() * 4).sum();
+        for v in buffers {
+            if held + v.capacity() * 4 <= LIMIT {
+                held += v.capacity() * 4;
+                free.push(v);
+            }
+        }
+    }
+}
+
+impl Drop for KvCache {
+    fn drop(&mut self) {
+        if let Store::Host { keys, values, .. } = &mut self.store {
+            pool::give(std::mem::take(keys).into_iter().chain(std::mem::take(values)));
+        }
+    }
+}
+
 /// Per-layer key/value buffers for one batch.
 pub struct KvCache {
     store: Store,
@@ -74,8 +121,8 @@ impl KvCache {
         let size = batch * self.heads * capacity * self.dh;
         KvCache {
             store: Store::Host {
-                keys: (0..keys.len()).map(|_| vec![0.0; size]).collect(),
-                values: (0..keys.len()).map(|_| vec![0.0; size]).collect(),
+                keys: (0..keys.len()).map(|_| pool::take(size)).collect(),
+                values: (0..keys.len()).map(|_| pool::take(size)).collect(),
                 model: Arc::clone(model),
             },
             len: 0,
@@ -93,8 +140,8 @@ impl KvCache {
         let store = if host {
             let size = batch * heads * capacity * dh;
             Store::Host {
-                keys: (0..model.layers()).map(|_| vec![0.0; size]).collect(),
-                values: (0..model.layers()).map(|_| vec![0.0; size]).collect(),
+                keys: (0..model.layers()).map(|_| pool::take(size)).collect(),
+                values: (0..model.layers()).map(|_| pool::take(size)).collect(),
                 model: Arc::new(HostModel::new(model)),
             }
         } else {
@@ -154,6 +201,7 @@ impl KvCache {
 /// Dot product in eight independent lanes, which the compiler turns into SIMD (a plain
 /// iterator sum is a serial chain: float addition does not reassociate). The lanes are summed
 /// in a fixed order, so the result is the same on every run.
+#[inline(always)]
 pub(super) fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0.0f32; 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
