@@ -162,17 +162,33 @@ impl VerifierCheckpoint {
         }
         let config: TransformerConfig = serde_json::from_value(meta.get("model").cloned().unwrap_or(Value::Null))
             .map_err(|e| failed("bad model config in", dir, e))?;
+        // Every field `save` writes is required: a checkpoint that lacks one was not written by
+        // this version, and a default (e.g. alpha 0) would silently change what it scores.
+        let missing = |field: &str, expected: &str| {
+            failed(
+                &format!("config.json lacks `{field}` ({expected}) in"),
+                dir,
+                "re-run the `train-verifier` stage that wrote it",
+            )
+        };
         let prover = match meta.pointer("/prover/kind").and_then(Value::as_str) {
             Some("none") => ProverSpec::None,
-            Some("bok") => ProverSpec::BestOfK(meta.pointer("/prover/k").and_then(Value::as_u64).unwrap_or(1) as u32),
+            Some("bok") => {
+                let k = meta.pointer("/prover/k").and_then(Value::as_u64).filter(|&k| k >= 1 && k <= u32::MAX as u64);
+                ProverSpec::BestOfK(k.ok_or_else(|| missing("prover.k", "an integer >= 1"))? as u32)
+            }
             Some("learned") => ProverSpec::Learned,
             other => return Err(failed("unknown prover in", dir, format!("{other:?}"))),
         };
+        let target = match meta.get("target").and_then(Value::as_str) {
+            Some(t @ ("orm" | "pqv" | "pav")) => t.to_string(),
+            _ => return Err(missing("target", "one of orm, pqv, pav")),
+        };
         let vmeta = VerifierMeta {
-            target: meta.get("target").and_then(Value::as_str).unwrap_or("pqv").to_string(),
+            target,
             prover,
-            alpha: meta.get("alpha").and_then(Value::as_f64).unwrap_or(0.0),
-            task: meta.get("task").and_then(Value::as_object).cloned().unwrap_or_default(),
+            alpha: meta.get("alpha").and_then(Value::as_f64).ok_or_else(|| missing("alpha", "a number"))?,
+            task: meta.get("task").and_then(Value::as_object).cloned().ok_or_else(|| missing("task", "a mapping"))?,
         };
         let blank = Verifier::new(config.init(device), config.d_model, vmeta.outputs(), device);
         let model =
@@ -225,5 +241,43 @@ impl VerifierCheckpoint {
             }
         }
         Ok(result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::transformer::TransformerConfig;
+
+    /// A checkpoint whose config.json lacks a field `save` writes is refused with the field's
+    /// name, not read with a default.
+    #[test]
+    fn a_config_without_a_saved_field_is_an_error_naming_it() {
+        let dev = Device::flex();
+        let d = tempfile::tempdir().unwrap();
+        let config =
+            TransformerConfig::new(20).with_context(8).with_d_model(8).with_layers(1).with_heads(2).with_d_ff(8);
+        let meta =
+            VerifierMeta { target: "pav".into(), prover: ProverSpec::BestOfK(4), alpha: 0.5, task: Default::default() };
+        let model = Verifier::new(config.init(&dev), 8, meta.outputs(), &dev);
+        let dir = d.path().join("v");
+        VerifierCheckpoint { config, model, meta }.save(&dir).unwrap();
+        let loaded = VerifierCheckpoint::load(&dir, &dev).unwrap();
+        assert_eq!(
+            (loaded.meta.alpha, loaded.meta.prover, loaded.meta.target.as_str()),
+            (0.5, ProverSpec::BestOfK(4), "pav")
+        );
+        let original: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+        for (pointer, field) in
+            [("/alpha", "`alpha`"), ("/target", "`target`"), ("/task", "`task`"), ("/prover/k", "`prover.k`")]
+        {
+            let mut meta = original.clone();
+            let (parent, key) = pointer.rsplit_once('/').unwrap();
+            let parent = if parent.is_empty() { &mut meta } else { meta.pointer_mut(parent).unwrap() };
+            parent.as_object_mut().unwrap().remove(key);
+            std::fs::write(dir.join("config.json"), meta.to_string()).unwrap();
+            let Err(e) = VerifierCheckpoint::load(&dir, &dev) else { panic!("{pointer}: loaded without it") };
+            assert!(e.to_string().contains(field), "{pointer}: {e}");
+        }
     }
 }
