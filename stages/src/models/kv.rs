@@ -43,7 +43,6 @@ mod pool {
             Some(i) => {
                 let mut v = free.swap_remove(i);
                 v.resize(len, 0.0);
-                v.truncate(len);
                 v
             }
             None => vec![0.0; len],
@@ -113,6 +112,9 @@ impl KvCache {
 
     /// An empty cache for the same model and store, sharing this one's host copy of the
     /// weights (no second copy): for a prefill cache or a compacted batch.
+    ///
+    /// # Panics
+    /// With the tensor store (GPU devices), which has no host copy to share.
     pub fn sibling(&self, batch: usize, capacity: usize) -> KvCache {
         let Store::Host { model, keys, .. } = &self.store else {
             panic!("sibling needs the host key/value store");
@@ -164,12 +166,6 @@ impl KvCache {
 
     pub fn capacity(&self) -> usize {
         self.capacity
-    }
-
-    /// Whether this cache keeps its buffers in host memory (and so supports
-    /// [`Transformer::step_rows`] and [`KvCache::copy_prefix`]).
-    pub fn is_host(&self) -> bool {
-        matches!(self.store, Store::Host { .. })
     }
 
     /// Copy the first `len` positions of row `src` of `from` into row `dst` of this cache, in
