@@ -2,7 +2,7 @@
 //! ~1M-parameter transformer, with and without the key/value cache.
 //!
 //! Run: `cargo bench -p pav-stages --bench policy` (add `-- quick` for a short run, and any of
-//! `train`, `kv`, `recompute` to run only those cases). Figures
+//! `train`, `train-burn`, `kv`, `recompute` to run only those cases). Figures
 //! and the comparison with PyTorch (benches/pytorch/transformer.py) are in
 //! docs/performance.md.
 
@@ -23,9 +23,14 @@ fn main() {
     let device = Device::flex();
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     println!("backend flex, {threads} threads, {} parameters", cases::num_params(&device));
+    let steps = if quick { 3 } else { 20 };
     if want("train") {
-        let train = cases::train_tokens_per_s(&device, if quick { 3 } else { 20 });
-        println!("train_tokens_per_s {train:.0}  (batch 32 x 128 tokens, Adam)");
+        let train = cases::train_tokens_per_s(&device, steps, true);
+        println!("train_tokens_per_s {train:.0}  (batch 32 x 128 tokens, Adam; host training pass)");
+    }
+    if want("train-burn") {
+        let train = cases::train_tokens_per_s(&device, steps, false);
+        println!("train_burn_tokens_per_s {train:.0}  (the same through burn's autodiff)");
     }
     let (batch, new) = (256, 64);
     let cached = want("kv").then(|| cases::sample_tokens_per_s(&device, batch, new, true));

@@ -10,6 +10,9 @@ use burn::prelude::*;
 use rand::seq::SliceRandom;
 
 use crate::models::device::seeded;
+use crate::models::host::HostModel;
+use crate::models::host_train::Workspace;
+use crate::models::kv::on_host;
 use crate::models::mlp::{self, Mlp, MlpConfig};
 use crate::models::transformer::{Transformer, TransformerConfig};
 use crate::rng::item_rng;
@@ -121,11 +124,28 @@ pub struct TextExample {
 }
 
 /// Train the transformer on text examples; the loss covers response tokens only.
+///
+/// On the CPU (`flex`) the loss and its gradients come from the host training pass
+/// ([`HostModel::loss_and_grads`], the same function, without burn's per-op costs); on other
+/// devices from burn's autodiff. Either way burn's Adam applies them.
 pub fn train_transformer(
     config: &TransformerConfig,
     examples: &[TextExample],
     opts: TrainOpts,
     device: &Device,
+    on_point: impl FnMut(&CurvePoint),
+) -> (Transformer, Vec<CurvePoint>) {
+    train_transformer_on(config, examples, opts, device, on_host(device), on_point)
+}
+
+/// [`train_transformer`] with the choice of pass made by the caller: `host` takes the host
+/// training pass (CPU only), otherwise burn's autodiff.
+pub fn train_transformer_on(
+    config: &TransformerConfig,
+    examples: &[TextExample],
+    opts: TrainOpts,
+    device: &Device,
+    host: bool,
     mut on_point: impl FnMut(&CurvePoint),
 ) -> (Transformer, Vec<CurvePoint>) {
     let ad = device.clone().autodiff();
@@ -133,6 +153,7 @@ pub fn train_transformer(
     let mut optim = AdamConfig::new().init();
     let loss_fn = CrossEntropyLossConfig::new().with_pad_tokens(Some(vec![PAD as usize])).init(&ad);
     let mut curve = Vec::with_capacity(opts.iterations);
+    let mut ws = Workspace::default();
     for it in 0..opts.iterations {
         let idx = batch_indices(examples.len(), opts.batch, it, opts.seed);
         let len = idx.iter().map(|&i| examples[i].tokens.len()).max().unwrap_or(2).min(config.context + 1);
@@ -142,16 +163,25 @@ pub fn train_transformer(
         for &i in &idx {
             let ex = &examples[i];
             for p in 0..t {
-                input.push(ex.tokens.get(p).copied().unwrap_or(PAD) as i64);
-                let target = if p + 1 < ex.prompt_len { PAD } else { ex.tokens.get(p + 1).copied().unwrap_or(PAD) };
-                targets.push(target as i64);
+                input.push(ex.tokens.get(p).copied().unwrap_or(PAD));
+                targets.push(if p + 1 < ex.prompt_len { PAD } else { ex.tokens.get(p + 1).copied().unwrap_or(PAD) });
             }
         }
-        let x = Tensor::<2, Int>::from_data(TensorData::new(input, [b, t]), &ad);
-        let logits = model.forward(x).reshape([b * t, config.vocab]);
         let point;
-        let pad = Some(PAD as i64);
-        (model, point) = optimise(model, &mut optim, &loss_fn, logits, &targets, pad, opts.learning_rate, it);
+        if host {
+            let (stats, grads) = HostModel::new(&model).loss_and_grads(&input, &targets, Some(PAD), b, t, &mut ws);
+            let grads = grads.to_gradients(&model, device);
+            model = optim.step(opts.learning_rate, model, grads);
+            let accuracy = if stats.counted == 0 { 0.0 } else { stats.correct as f64 / stats.counted as f64 };
+            point = CurvePoint { iteration: it + 1, loss: stats.loss, accuracy, tokens: stats.counted };
+        } else {
+            let input: Vec<i64> = input.into_iter().map(i64::from).collect();
+            let targets: Vec<i64> = targets.into_iter().map(i64::from).collect();
+            let x = Tensor::<2, Int>::from_data(TensorData::new(input, [b, t]), &ad);
+            let logits = model.forward(x).reshape([b * t, config.vocab]);
+            let pad = Some(PAD as i64);
+            (model, point) = optimise(model, &mut optim, &loss_fn, logits, &targets, pad, opts.learning_rate, it);
+        }
         on_point(&point);
         curve.push(point);
     }

@@ -85,7 +85,7 @@ impl Stage for TrainPolicy {
     }
 
     fn version(&self) -> u32 {
-        1
+        2
     }
 
     fn run(&self, ctx: &mut StageContext<'_>) -> Result<(), StageError> {

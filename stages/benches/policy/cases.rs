@@ -8,6 +8,8 @@ use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
 use pav_stages::generate::draw;
 use pav_stages::models::device::seeded;
+use pav_stages::models::host::HostModel;
+use pav_stages::models::host_train::Workspace;
 use pav_stages::models::kv::KvCache;
 use pav_stages::models::transformer::{Transformer, TransformerConfig};
 use pav_stages::rng::item_rng;
@@ -24,23 +26,33 @@ fn random_ids(n: usize, seed: u64) -> Vec<i64> {
     (0..n).map(|_| rng.random_range(3..100)).collect()
 }
 
-/// Training tokens per second: batch 32 × 128 tokens, next-token cross-entropy, Adam.
-pub fn train_tokens_per_s(device: &Device, steps: usize) -> f64 {
+/// Training tokens per second: batch 32 × 128 tokens, next-token cross-entropy, Adam; through
+/// the host training pass (what `train-policy` runs on the CPU) or burn's autodiff.
+pub fn train_tokens_per_s(device: &Device, steps: usize, host: bool) -> f64 {
     let ad = device.clone().autodiff();
     let cfg = config();
     let mut model = seeded(&ad, 1, || cfg.init(&ad));
     let mut optim = AdamConfig::new().init();
     let loss_fn = CrossEntropyLossConfig::new().init(&ad);
     let (b, t) = (32, 128);
+    let mut ws = Workspace::default();
     let mut one_step = |model: Transformer, i: u64| -> Transformer {
         let ids = random_ids(b * t, i);
-        let x = Tensor::<2, Int>::from_data(TensorData::new(ids.clone(), [b, t]), &ad);
-        let inp = x.clone().slice([0..b, 0..t - 1]);
-        let tgt = x.slice([0..b, 1..t]).reshape([b * (t - 1)]);
-        let logits = model.forward(inp).reshape([b * (t - 1), 100]);
-        let loss = loss_fn.forward(logits, tgt);
-        let _ = loss.clone().into_scalar::<f32>();
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let grads = if host {
+            let seqs: Vec<&[i64]> = ids.chunks(t).collect();
+            let inp: Vec<u32> = seqs.iter().flat_map(|s| s[..t - 1].iter().map(|&v| v as u32)).collect();
+            let tgt: Vec<u32> = seqs.iter().flat_map(|s| s[1..].iter().map(|&v| v as u32)).collect();
+            let (_, grads) = HostModel::new(&model).loss_and_grads(&inp, &tgt, None, b, t - 1, &mut ws);
+            grads.to_gradients(&model, device)
+        } else {
+            let x = Tensor::<2, Int>::from_data(TensorData::new(ids.clone(), [b, t]), &ad);
+            let inp = x.clone().slice([0..b, 0..t - 1]);
+            let tgt = x.slice([0..b, 1..t]).reshape([b * (t - 1)]);
+            let logits = model.forward(inp).reshape([b * (t - 1), 100]);
+            let loss = loss_fn.forward(logits, tgt);
+            let _ = loss.clone().into_scalar::<f32>();
+            GradientsParams::from_grads(loss.backward(), &model)
+        };
         optim.step(1e-3, model, grads)
     };
     for i in 0..3 {

@@ -24,27 +24,27 @@ use super::transformer::{Block, Transformer};
 pub const CHUNK: usize = 32;
 
 /// LayerNorm's epsilon: burn's default, which the model's `LayerNormConfig::new` keeps.
-const LN_EPS: f32 = 1e-5;
+pub(super) const LN_EPS: f32 = 1e-5;
 
 /// One LayerNorm's scale and shift.
-struct Norm {
-    gamma: Vec<f32>,
-    beta: Vec<f32>,
+pub(super) struct Norm {
+    pub(super) gamma: Vec<f32>,
+    pub(super) beta: Vec<f32>,
 }
 
 /// One block's weights, row-major `[d_in][d_out]` as burn's `Linear` stores them.
-struct HostBlock {
-    ln1: Norm,
+pub(super) struct HostBlock {
+    pub(super) ln1: Norm,
     /// q, k and v projections side by side: `[d][3d]`.
-    qkv: Vec<f32>,
-    qkv_b: Vec<f32>,
-    o: Vec<f32>,
-    o_b: Vec<f32>,
-    ln2: Norm,
-    ff1: Vec<f32>,
-    ff1_b: Vec<f32>,
-    ff2: Vec<f32>,
-    ff2_b: Vec<f32>,
+    pub(super) qkv: Vec<f32>,
+    pub(super) qkv_b: Vec<f32>,
+    pub(super) o: Vec<f32>,
+    pub(super) o_b: Vec<f32>,
+    pub(super) ln2: Norm,
+    pub(super) ff1: Vec<f32>,
+    pub(super) ff1_b: Vec<f32>,
+    pub(super) ff2: Vec<f32>,
+    pub(super) ff2_b: Vec<f32>,
 }
 
 /// The weights of a [`Transformer`] in host memory.
@@ -54,12 +54,12 @@ pub struct HostModel {
     pub d_ff: usize,
     pub vocab: usize,
     pub context: usize,
-    tok: Vec<f32>,
-    pos: Vec<f32>,
-    blocks: Vec<HostBlock>,
-    ln_f: Norm,
-    head: Vec<f32>,
-    head_b: Vec<f32>,
+    pub(super) tok: Vec<f32>,
+    pub(super) pos: Vec<f32>,
+    pub(super) blocks: Vec<HostBlock>,
+    pub(super) ln_f: Norm,
+    pub(super) head: Vec<f32>,
+    pub(super) head_b: Vec<f32>,
 }
 
 fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {

@@ -6,6 +6,7 @@
 pub mod checkpoint;
 pub mod device;
 pub mod host;
+pub mod host_train;
 pub mod kv;
 pub mod mlp;
 pub mod transformer;

@@ -1,0 +1,820 @@
+//! The CPU training pass without burn ops: the loss and the gradients of the transformer's
+//! next-token cross-entropy, computed on host buffers with `gemm` and fused loops, then handed
+//! to burn's optimiser as [`GradientsParams`].
+//!
+//! burn 0.22's autodiff records every op of the forward pass (about 40 per layer, attention
+//! written out) and replays them backwards; at the sizes of the text tasks (a few thousand
+//! rows of width 128) the fixed cost of each op and the copies between them took most of a
+//! training step. Here the forward pass keeps exactly what the backward pass reads (the
+//! normalised LayerNorm inputs and their inverse deviations, the attention probabilities,
+//! the GELU inputs), and the backward pass is written out: the same function as
+//! [`Transformer::forward`] with burn's `CrossEntropyLoss` (pad targets ignored, mean over
+//! the counted rows); a test compares loss and every gradient with burn's autodiff.
+//!
+//! Work splits into fixed pieces that do not depend on the thread count: rows in chunks of
+//! [`ROWS`] (and sequences for attention) for the forward and input-gradient products, and
+//! weight rows in chunks of [`WEIGHT_ROWS`] for the weight gradients (each a single `gemm`
+//! over all rows, so its reduction order is fixed). Partial sums (bias, LayerNorm scale and
+//! shift) are added in chunk order. The gradients are therefore identical on 1 thread or
+//! many; a test checks it bit for bit.
+
+use burn::optim::GradientsParams;
+use burn::prelude::*;
+use rayon::prelude::*;
+
+use super::host::{HostBlock, HostModel, LN_EPS, Norm, exp};
+use super::transformer::Transformer;
+
+/// Rows per parallel work item in row-wise work.
+pub const ROWS: usize = 128;
+/// Weight rows per parallel work item in the weight gradients.
+pub const WEIGHT_ROWS: usize = 64;
+
+/// Defines `fn $name` whose body is compiled twice, as is and for AVX2, the copy chosen at
+/// run time (as the decoding step's loops in [`super::host`]): the same operations in the
+/// same order, without fused multiply-add, so both give identical results.
+macro_rules! avx2_too {
+    ($(#[$m:meta])* fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
+        $(#[$m])*
+        #[allow(clippy::too_many_arguments)]
+        fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[inline(always)]
+            #[allow(clippy::too_many_arguments)]
+            fn imp($($arg: $ty),*) $(-> $ret)? $body
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2")]
+            #[allow(clippy::too_many_arguments)]
+            fn avx2($($arg: $ty),*) $(-> $ret)? {
+                imp($($arg),*)
+            }
+            #[cfg(target_arch = "x86_64")]
+            if std::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU has AVX2 (checked just above).
+                return unsafe { avx2($($arg),*) };
+            }
+            imp($($arg),*)
+        }
+    };
+}
+
+/// What one training step measured on its batch.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepStats {
+    /// Mean cross-entropy over the counted targets (NaN when none is counted, as burn's).
+    pub loss: f64,
+    /// Counted targets whose logit is the largest (the first largest on ties).
+    pub correct: usize,
+    /// Targets not equal to the ignored token.
+    pub counted: usize,
+}
+
+/// A row-major or transposed matrix view of a slice: element `(i, j)` at `i * rs + j * cs`.
+#[derive(Clone, Copy)]
+struct View<'a> {
+    s: &'a [f32],
+    rows: usize,
+    cols: usize,
+    rs: usize,
+    cs: usize,
+}
+
+impl<'a> View<'a> {
+    /// `rows × cols` row-major with row stride `ld`, starting at `s[0]`.
+    fn rm(s: &'a [f32], rows: usize, cols: usize, ld: usize) -> Self {
+        View { s, rows, cols, rs: ld, cs: 1 }
+    }
+
+    fn t(self) -> Self {
+        View { s: self.s, rows: self.cols, cols: self.rows, rs: self.cs, cs: self.rs }
+    }
+
+    fn fits(&self) -> bool {
+        self.rows == 0 || self.cols == 0 || (self.rows - 1) * self.rs + (self.cols - 1) * self.cs < self.s.len()
+    }
+}
+
+/// `c = a · b` (or `c += a · b` with `accumulate`), `c` row-major with row stride `ldc`;
+/// single-threaded (the callers split the work).
+fn mm(c: &mut [f32], ldc: usize, a: View, b: View, accumulate: bool) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    assert!(b.rows == k && a.fits() && b.fits(), "matmul operand shapes");
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!((m - 1) * ldc + n <= c.len(), "matmul output shape");
+    if k == 0 {
+        if !accumulate {
+            for r in 0..m {
+                c[r * ldc..r * ldc + n].fill(0.0);
+            }
+        }
+        return;
+    }
+    // SAFETY: every index read through `a` and `b` and written through `c` lies inside its
+    // slice (checked above); `c` is a `&mut` borrow, so it aliases neither operand.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            ldc as isize,
+            accumulate,
+            a.s.as_ptr(),
+            a.cs as isize,
+            a.rs as isize,
+            b.s.as_ptr(),
+            b.cs as isize,
+            b.rs as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+/// `c[N][n] (+)= a[N][k] · b` with the rows split into chunks of [`ROWS`].
+fn rows_mm(c: &mut [f32], n: usize, a: &[f32], k: usize, b: View, accumulate: bool) {
+    c.par_chunks_mut(ROWS * n).zip(a.par_chunks(ROWS * k)).for_each(|(cc, ac)| {
+        let rows = cc.len() / n;
+        mm(cc, n, View::rm(ac, rows, k, k), b, accumulate);
+    });
+}
+
+/// `dw[k_in][n] = x[N][k_in]ᵀ · dy[N][n]`, split over the rows of `dw`.
+fn weight_grad(dw: &mut [f32], x: &[f32], k_in: usize, dy: &[f32], n: usize) {
+    let rows = dy.len() / n;
+    dw.par_chunks_mut(WEIGHT_ROWS * n).enumerate().for_each(|(c, dwc)| {
+        let i0 = c * WEIGHT_ROWS;
+        let a = View { s: &x[i0..], rows: dwc.len() / n, cols: rows, rs: 1, cs: k_in };
+        mm(dwc, n, a, View::rm(dy, rows, n, n), false);
+    });
+}
+
+/// Sums of per-chunk partial vectors, added in chunk order.
+fn add_in_order(parts: Vec<Vec<f32>>, width: usize) -> Vec<f32> {
+    let mut out = vec![0.0f32; width];
+    for p in parts {
+        for (o, v) in out.iter_mut().zip(p) {
+            *o += v;
+        }
+    }
+    out
+}
+
+avx2_too! {
+    fn col_sum_rows(dy: &[f32], out: &mut [f32]) {
+        for row in dy.chunks_exact(out.len()) {
+            for (o, v) in out.iter_mut().zip(row) {
+                *o += v;
+            }
+        }
+    }
+}
+
+/// Column sums of `dy[N][n]` (a bias gradient).
+fn col_sum(dy: &[f32], n: usize) -> Vec<f32> {
+    let parts = dy
+        .par_chunks(ROWS * n)
+        .map(|ch| {
+            let mut p = vec![0.0f32; n];
+            col_sum_rows(ch, &mut p);
+            p
+        })
+        .collect();
+    add_in_order(parts, n)
+}
+
+avx2_too! {
+    fn add_bias_rows(x: &mut [f32], bias: &[f32]) {
+        for row in x.chunks_exact_mut(bias.len()) {
+            for (v, b) in row.iter_mut().zip(bias) {
+                *v += b;
+            }
+        }
+    }
+}
+
+fn add_bias(x: &mut [f32], bias: &[f32]) {
+    x.par_chunks_mut(ROWS * bias.len()).for_each(|ch| add_bias_rows(ch, bias));
+}
+
+/// `buf` at length `len`; its contents are stale unless the length changed (then zero):
+/// for buffers that the step overwrites in full.
+fn sized(buf: &mut Vec<f32>, len: usize) {
+    if buf.len() != len {
+        buf.clear();
+        buf.resize(len, 0.0);
+    }
+}
+
+/// What a LayerNorm's backward pass reads: the normalised input and the inverse deviation.
+#[derive(Default)]
+struct NormActs {
+    xhat: Vec<f32>,
+    rstd: Vec<f32>,
+}
+
+avx2_too! {
+    fn ln_forward_rows(x: &[f32], gamma: &[f32], beta: &[f32], out: &mut [f32], xhat: &mut [f32], rstd: &mut [f32]) {
+        let d = gamma.len();
+        for (((or, hr), r), xr) in
+            out.chunks_exact_mut(d).zip(xhat.chunks_exact_mut(d)).zip(rstd.iter_mut()).zip(x.chunks_exact(d))
+        {
+            let mean = xr.iter().sum::<f32>() / d as f32;
+            let var = xr.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / d as f32;
+            let inv = 1.0 / (var + LN_EPS).sqrt();
+            *r = inv;
+            for ((((o, h), v), g), b) in or.iter_mut().zip(hr.iter_mut()).zip(xr).zip(gamma).zip(beta) {
+                *h = (v - mean) * inv;
+                *o = *h * g + b;
+            }
+        }
+    }
+}
+
+/// LayerNorm over rows of `d` (biased variance, as burn's): writes `out`, keeps `xhat`, `rstd`.
+fn ln_forward(x: &[f32], n: &Norm, d: usize, out: &mut Vec<f32>, acts: &mut NormActs) {
+    let rows = x.len() / d;
+    sized(out, rows * d);
+    sized(&mut acts.xhat, rows * d);
+    sized(&mut acts.rstd, rows);
+    out.par_chunks_mut(ROWS * d)
+        .zip(acts.xhat.par_chunks_mut(ROWS * d))
+        .zip(acts.rstd.par_chunks_mut(ROWS))
+        .zip(x.par_chunks(ROWS * d))
+        .for_each(|(((oc, hc), rc), xc)| ln_forward_rows(xc, &n.gamma, &n.beta, oc, hc, rc));
+}
+
+avx2_too! {
+    /// `dx += ∂/∂x` for rows of `dy`; `partial` (`[2d]`) gains the scale's and the shift's gradients.
+    fn ln_backward_rows(dy: &[f32], xhat: &[f32], rstd: &[f32], gamma: &[f32], dx: &mut [f32], partial: &mut [f32], g: &mut [f32]) {
+        let d = gamma.len();
+        let (pg, pb) = partial.split_at_mut(d);
+        for (((dxr, dyr), hr), r) in dx.chunks_exact_mut(d).zip(dy.chunks_exact(d)).zip(xhat.chunks_exact(d)).zip(rstd) {
+            let (mut m1, mut m2) = (0.0f32, 0.0f32);
+            for ((((gi, dyi), hi), gm), (pg, pb)) in
+                g.iter_mut().zip(dyr).zip(hr).zip(gamma).zip(pg.iter_mut().zip(pb.iter_mut()))
+            {
+                *pg += dyi * hi;
+                *pb += dyi;
+                *gi = dyi * gm;
+                m1 += *gi;
+                m2 += *gi * hi;
+            }
+            let (m1, m2) = (m1 / d as f32, m2 / d as f32);
+            for ((o, gi), hi) in dxr.iter_mut().zip(g.iter()).zip(hr) {
+                *o += r * (gi - m1 - hi * m2);
+            }
+        }
+    }
+}
+
+/// LayerNorm backward: `dx += ∂/∂x` of the gradient `dy` at its output; returns the gradients
+/// of the scale and the shift.
+fn ln_backward(dy: &[f32], acts: &NormActs, gamma: &[f32], d: usize, dx: &mut [f32]) -> (Vec<f32>, Vec<f32>) {
+    let parts: Vec<Vec<f32>> = dx
+        .par_chunks_mut(ROWS * d)
+        .zip(dy.par_chunks(ROWS * d))
+        .zip(acts.xhat.par_chunks(ROWS * d))
+        .zip(acts.rstd.par_chunks(ROWS))
+        .map(|(((dxc, dyc), hc), rc)| {
+            let mut p = vec![0.0f32; 2 * d];
+            let mut g = vec![0.0f32; d];
+            ln_backward_rows(dyc, hc, rc, gamma, dxc, &mut p, &mut g);
+            p
+        })
+        .collect();
+    let both = add_in_order(parts, 2 * d);
+    (both[..d].to_vec(), both[d..].to_vec())
+}
+
+const GELU_C: f32 = 2.0 * 0.797_884_6;
+const GELU_A: f32 = 0.044715;
+/// Elements per parallel work item in element-wise work.
+const ELEMS: usize = 16_384;
+
+avx2_too! {
+    /// GELU (tanh form, as the model's): `g = u · s` with `s = σ(C(u + A u³))`, kept for the
+    /// backward pass.
+    fn gelu_forward_chunk(f: &[f32], s: &mut [f32], g: &mut [f32]) {
+        for ((gi, si), &u) in g.iter_mut().zip(s.iter_mut()).zip(f) {
+            *si = 1.0 / (1.0 + exp(-GELU_C * (u + GELU_A * u * u * u)));
+            *gi = u * *si;
+        }
+    }
+}
+
+avx2_too! {
+    /// `dg` becomes the gradient at GELU's input: `dg · (s + u s (1 − s) C (1 + 3A u²))`.
+    fn gelu_backward_chunk(f: &[f32], s: &[f32], dg: &mut [f32]) {
+        for ((g, &u), &si) in dg.iter_mut().zip(f).zip(s) {
+            *g *= si + u * si * (1.0 - si) * GELU_C * (1.0 + 3.0 * GELU_A * u * u);
+        }
+    }
+}
+
+avx2_too! {
+    /// Scaled causal softmax of a `t × t` score matrix in place (zero above the diagonal).
+    fn softmax_causal(s: &mut [f32], t: usize, scale: f32) {
+        for (i, row) in s.chunks_exact_mut(t).enumerate() {
+            let (live, hidden) = row.split_at_mut(i + 1);
+            let mut max = f32::NEG_INFINITY;
+            for x in live.iter_mut() {
+                *x *= scale;
+                max = max.max(*x);
+            }
+            let mut z = 0.0f32;
+            for x in live.iter_mut() {
+                *x = exp(*x - max);
+                z += *x;
+            }
+            let inv = 1.0 / z;
+            for x in live.iter_mut() {
+                *x *= inv;
+            }
+            hidden.fill(0.0);
+        }
+    }
+}
+
+avx2_too! {
+    /// `dP` (in `ds`) becomes the gradient at the scaled scores: `scale · P ∘ (dP − rowsum(P ∘ dP))`.
+    fn softmax_backward(ds: &mut [f32], p: &[f32], t: usize, scale: f32) {
+        for (dsr, prow) in ds.chunks_exact_mut(t).zip(p.chunks_exact(t)) {
+            let dot: f32 = dsr.iter().zip(prow).map(|(a, b)| a * b).sum();
+            for (x, pi) in dsr.iter_mut().zip(prow) {
+                *x = pi * (*x - dot) * scale;
+            }
+        }
+    }
+}
+
+avx2_too! {
+    /// Cross-entropy of rows of logits against `targets`; each row becomes its gradient
+    /// `(softmax − one-hot) · norm` (zero for an ignored target). Returns (summed loss, argmax hits).
+    fn cross_entropy_rows(logits: &mut [f32], targets: &[u32], ignore: Option<u32>, vocab: usize, norm: f32) -> (f64, usize) {
+        let (mut loss, mut correct) = (0.0f64, 0usize);
+        for (row, &y) in logits.chunks_exact_mut(vocab).zip(targets) {
+            if Some(y) == ignore {
+                row.fill(0.0);
+                continue;
+            }
+            let (mut arg, mut max) = (0, f32::NEG_INFINITY);
+            for (j, &v) in row.iter().enumerate() {
+                if v > max {
+                    (arg, max) = (j, v);
+                }
+            }
+            correct += usize::from(arg == y as usize);
+            let target_logit = row[y as usize];
+            let mut z = 0.0f32;
+            for v in row.iter_mut() {
+                *v = exp(*v - max);
+                z += *v;
+            }
+            loss += (z.ln() + max - target_logit) as f64;
+            let inv = norm / z;
+            for v in row.iter_mut() {
+                *v *= inv;
+            }
+            row[y as usize] -= norm;
+        }
+        (loss, correct)
+    }
+}
+
+/// One layer's saved activations.
+#[derive(Default)]
+struct LayerActs {
+    ln1: NormActs,
+    h1: Vec<f32>,
+    qkv: Vec<f32>,
+    /// Attention probabilities, `[batch][heads][t][t]` (zero above the diagonal).
+    p: Vec<f32>,
+    att: Vec<f32>,
+    ln2: NormActs,
+    h2: Vec<f32>,
+    /// GELU's input, its sigmoid factor and its output.
+    f: Vec<f32>,
+    s: Vec<f32>,
+    g: Vec<f32>,
+}
+
+/// Buffers of a training step, kept between steps: fresh multi-megabyte buffers every step
+/// came as new pages that the kernel zeroes (6% of a step's time).
+#[derive(Default)]
+pub struct Workspace {
+    layers: Vec<LayerActs>,
+    x: Vec<f32>,
+    hf: Vec<f32>,
+    lnf: NormActs,
+    logits: Vec<f32>,
+    dh: Vec<f32>,
+    dx: Vec<f32>,
+    dg: Vec<f32>,
+    datt: Vec<f32>,
+    dqkv: Vec<f32>,
+}
+
+impl HostModel {
+    /// A model of the same shape with every weight zero (a gradient accumulator).
+    fn zeros_like(&self) -> HostModel {
+        let z = |v: &Vec<f32>| vec![0.0f32; v.len()];
+        let zn = |n: &Norm| Norm { gamma: z(&n.gamma), beta: z(&n.beta) };
+        HostModel {
+            d: self.d,
+            heads: self.heads,
+            d_ff: self.d_ff,
+            vocab: self.vocab,
+            context: self.context,
+            tok: z(&self.tok),
+            pos: z(&self.pos),
+            blocks: self
+                .blocks
+                .iter()
+                .map(|b| HostBlock {
+                    ln1: zn(&b.ln1),
+                    qkv: z(&b.qkv),
+                    qkv_b: z(&b.qkv_b),
+                    o: z(&b.o),
+                    o_b: z(&b.o_b),
+                    ln2: zn(&b.ln2),
+                    ff1: z(&b.ff1),
+                    ff1_b: z(&b.ff1_b),
+                    ff2: z(&b.ff2),
+                    ff2_b: z(&b.ff2_b),
+                })
+                .collect(),
+            ln_f: zn(&self.ln_f),
+            head: z(&self.head),
+            head_b: z(&self.head_b),
+        }
+    }
+
+    /// Causal attention over each sequence of `t` rows: probabilities into `p`, the merged
+    /// heads' outputs into `att`.
+    fn attention_forward(&self, qkv: &[f32], t: usize, p: &mut [f32], att: &mut [f32]) {
+        let (d, heads) = (self.d, self.heads);
+        let dh = d / heads;
+        let scale = 1.0 / (dh as f32).sqrt();
+        att.par_chunks_mut(t * d).zip(p.par_chunks_mut(heads * t * t)).zip(qkv.par_chunks(t * 3 * d)).for_each(
+            |((att_b, p_b), qkv_b)| {
+                for (hd, s) in p_b.chunks_exact_mut(t * t).enumerate() {
+                    let q = View::rm(&qkv_b[hd * dh..], t, dh, 3 * d);
+                    let k = View::rm(&qkv_b[d + hd * dh..], t, dh, 3 * d);
+                    let v = View::rm(&qkv_b[2 * d + hd * dh..], t, dh, 3 * d);
+                    mm(s, t, q, k.t(), false);
+                    softmax_causal(s, t, scale);
+                    mm(&mut att_b[hd * dh..], d, View::rm(s, t, t, t), v, false);
+                }
+            },
+        );
+    }
+
+    /// Backward of [`Self::attention_forward`]: the gradient at `att` to the gradient at `qkv`.
+    fn attention_backward(&self, qkv: &[f32], p: &[f32], datt: &[f32], t: usize, dqkv: &mut [f32]) {
+        let (d, heads) = (self.d, self.heads);
+        let dh = d / heads;
+        let scale = 1.0 / (dh as f32).sqrt();
+        dqkv.par_chunks_mut(t * 3 * d)
+            .zip(datt.par_chunks(t * d))
+            .zip(p.par_chunks(heads * t * t))
+            .zip(qkv.par_chunks(t * 3 * d))
+            .for_each(|(((dqkv_b, datt_b), p_b), qkv_b)| {
+                let mut ds = vec![0.0f32; t * t];
+                for (hd, pr) in p_b.chunks_exact(t * t).enumerate() {
+                    let q = View::rm(&qkv_b[hd * dh..], t, dh, 3 * d);
+                    let k = View::rm(&qkv_b[d + hd * dh..], t, dh, 3 * d);
+                    let v = View::rm(&qkv_b[2 * d + hd * dh..], t, dh, 3 * d);
+                    let dout = View::rm(&datt_b[hd * dh..], t, dh, d);
+                    let pv = View::rm(pr, t, t, t);
+                    // dP = dO Vᵀ, then dS = P ∘ (dP − rowsum(P ∘ dP)), times the scale.
+                    mm(&mut ds, t, dout, v.t(), false);
+                    softmax_backward(&mut ds, pr, t, scale);
+                    let dsv = View::rm(&ds, t, t, t);
+                    mm(&mut dqkv_b[2 * d + hd * dh..], 3 * d, pv.t(), dout, false);
+                    mm(&mut dqkv_b[hd * dh..], 3 * d, dsv, k, false);
+                    mm(&mut dqkv_b[d + hd * dh..], 3 * d, dsv.t(), q, false);
+                }
+            });
+    }
+
+    /// Mean next-token cross-entropy of `b` sequences of `t` tokens (`tokens`, `[b][t]`)
+    /// against `targets` (`[b][t]`; those equal to `ignore` not counted), and its gradient
+    /// with respect to every weight, in this model's layout. `ws` holds the step's buffers
+    /// (reuse it between steps; its contents do not affect the result).
+    #[allow(clippy::too_many_arguments)]
+    pub fn loss_and_grads(
+        &self,
+        tokens: &[u32],
+        targets: &[u32],
+        ignore: Option<u32>,
+        b: usize,
+        t: usize,
+        ws: &mut Workspace,
+    ) -> (StepStats, HostModel) {
+        let (d, d_ff, vocab, heads) = (self.d, self.d_ff, self.vocab, self.heads);
+        let n = b * t;
+        assert!(tokens.len() == n && targets.len() == n && t <= self.context, "batch shape");
+        assert!(tokens.iter().all(|&x| (x as usize) < vocab), "token outside the vocabulary");
+        assert!(targets.iter().all(|&y| Some(y) == ignore || (y as usize) < vocab), "target outside the vocabulary");
+        ws.layers.resize_with(self.blocks.len(), LayerActs::default);
+        let x = &mut ws.x;
+        sized(x, n * d);
+        for (r, (&tok, xr)) in tokens.iter().zip(x.chunks_exact_mut(d)).enumerate() {
+            let (te, pe) = (&self.tok[tok as usize * d..][..d], &self.pos[(r % t) * d..][..d]);
+            for ((o, a), c) in xr.iter_mut().zip(te).zip(pe) {
+                *o = a + c;
+            }
+        }
+        for (blk, a) in self.blocks.iter().zip(ws.layers.iter_mut()) {
+            ln_forward(x, &blk.ln1, d, &mut a.h1, &mut a.ln1);
+            sized(&mut a.qkv, n * 3 * d);
+            rows_mm(&mut a.qkv, 3 * d, &a.h1, d, View::rm(&blk.qkv, d, 3 * d, 3 * d), false);
+            add_bias(&mut a.qkv, &blk.qkv_b);
+            sized(&mut a.p, b * heads * t * t);
+            sized(&mut a.att, n * d);
+            self.attention_forward(&a.qkv, t, &mut a.p, &mut a.att);
+            rows_mm(x, d, &a.att, d, View::rm(&blk.o, d, d, d), true);
+            add_bias(x, &blk.o_b);
+            ln_forward(x, &blk.ln2, d, &mut a.h2, &mut a.ln2);
+            sized(&mut a.f, n * d_ff);
+            rows_mm(&mut a.f, d_ff, &a.h2, d, View::rm(&blk.ff1, d, d_ff, d_ff), false);
+            add_bias(&mut a.f, &blk.ff1_b);
+            sized(&mut a.s, n * d_ff);
+            sized(&mut a.g, n * d_ff);
+            a.g.par_chunks_mut(ELEMS)
+                .zip(a.s.par_chunks_mut(ELEMS))
+                .zip(a.f.par_chunks(ELEMS))
+                .for_each(|((g, s), f)| gelu_forward_chunk(f, s, g));
+            rows_mm(x, d, &a.g, d_ff, View::rm(&blk.ff2, d_ff, d, d), true);
+            add_bias(x, &blk.ff2_b);
+        }
+        ln_forward(x, &self.ln_f, d, &mut ws.hf, &mut ws.lnf);
+        let logits = &mut ws.logits;
+        sized(logits, n * vocab);
+        rows_mm(logits, vocab, &ws.hf, d, View::rm(&self.head, d, vocab, vocab), false);
+        add_bias(logits, &self.head_b);
+
+        // Cross-entropy; `logits` becomes its gradient (softmax − one-hot) / counted.
+        let counted = targets.iter().filter(|&&y| Some(y) != ignore).count();
+        let norm = 1.0 / counted.max(1) as f32;
+        let parts: Vec<(f64, usize)> = logits
+            .par_chunks_mut(ROWS * vocab)
+            .zip(targets.par_chunks(ROWS))
+            .map(|(lc, tc)| cross_entropy_rows(lc, tc, ignore, vocab, norm))
+            .collect();
+        let (loss_sum, correct) = parts.iter().fold((0.0, 0), |(l, c), &(pl, pc)| (l + pl, c + pc));
+        let loss = if counted == 0 { f64::NAN } else { loss_sum / counted as f64 };
+        let dlogits = &ws.logits;
+
+        let mut grads = self.zeros_like();
+        weight_grad(&mut grads.head, &ws.hf, d, dlogits, vocab);
+        grads.head_b = col_sum(dlogits, vocab);
+        let (dh, dx, dg, datt, dqkv) = (&mut ws.dh, &mut ws.dx, &mut ws.dg, &mut ws.datt, &mut ws.dqkv);
+        sized(dh, n * d);
+        rows_mm(dh, d, dlogits, vocab, View::rm(&self.head, d, vocab, vocab).t(), false);
+        dx.clear();
+        dx.resize(n * d, 0.0);
+        (grads.ln_f.gamma, grads.ln_f.beta) = ln_backward(dh, &ws.lnf, &self.ln_f.gamma, d, dx);
+
+        sized(dg, n * d_ff);
+        sized(datt, n * d);
+        sized(dqkv, n * 3 * d);
+        for ((blk, gb), a) in self.blocks.iter().zip(grads.blocks.iter_mut()).zip(&ws.layers).rev() {
+            // x_out = x_mid + ff2(gelu(ff1(ln2(x_mid)))): dx is the gradient at x_out.
+            weight_grad(&mut gb.ff2, &a.g, d_ff, dx, d);
+            gb.ff2_b = col_sum(dx, d);
+            rows_mm(dg, d_ff, dx, d, View::rm(&blk.ff2, d_ff, d, d).t(), false);
+            dg.par_chunks_mut(ELEMS)
+                .zip(a.f.par_chunks(ELEMS))
+                .zip(a.s.par_chunks(ELEMS))
+                .for_each(|((dg, f), s)| gelu_backward_chunk(f, s, dg));
+            weight_grad(&mut gb.ff1, &a.h2, d, dg, d_ff);
+            gb.ff1_b = col_sum(dg, d_ff);
+            rows_mm(dh, d, dg, d_ff, View::rm(&blk.ff1, d, d_ff, d_ff).t(), false);
+            (gb.ln2.gamma, gb.ln2.beta) = ln_backward(dh, &a.ln2, &blk.ln2.gamma, d, dx);
+            // x_mid = x_in + o(attention(qkv(ln1(x_in)))): dx is now the gradient at x_mid.
+            weight_grad(&mut gb.o, &a.att, d, dx, d);
+            gb.o_b = col_sum(dx, d);
+            rows_mm(datt, d, dx, d, View::rm(&blk.o, d, d, d).t(), false);
+            self.attention_backward(&a.qkv, &a.p, datt, t, dqkv);
+            weight_grad(&mut gb.qkv, &a.h1, d, dqkv, 3 * d);
+            gb.qkv_b = col_sum(dqkv, 3 * d);
+            rows_mm(dh, d, dqkv, 3 * d, View::rm(&blk.qkv, d, 3 * d, 3 * d).t(), false);
+            (gb.ln1.gamma, gb.ln1.beta) = ln_backward(dh, &a.ln1, &blk.ln1.gamma, d, dx);
+        }
+        for (r, (&tok, dxr)) in tokens.iter().zip(dx.chunks_exact(d)).enumerate() {
+            for (o, v) in grads.tok[tok as usize * d..][..d].iter_mut().zip(dxr) {
+                *o += v;
+            }
+            for (o, v) in grads.pos[(r % t) * d..][..d].iter_mut().zip(dxr) {
+                *o += v;
+            }
+        }
+        (StepStats { loss, correct, counted }, grads)
+    }
+
+    /// These gradients (of `model`'s weights, in this layout) as burn's [`GradientsParams`],
+    /// tensors on `device` (the backend under the autodiff one, as autodiff hands them out).
+    pub fn to_gradients(&self, model: &Transformer, device: &Device) -> GradientsParams {
+        let mut out = GradientsParams::new();
+        let t1 = |v: &[f32]| Tensor::<1>::from_data(TensorData::new(v.to_vec(), [v.len()]), device);
+        let t2 = |v: Vec<f32>, cols: usize| {
+            let rows = v.len() / cols;
+            Tensor::<2>::from_data(TensorData::new(v, [rows, cols]), device)
+        };
+        let mut linear = |l: &burn::nn::Linear, w: Vec<f32>, b: &[f32]| {
+            let cols = b.len();
+            out.register(l.weight.id, t2(w, cols));
+            if let Some(bias) = &l.bias {
+                out.register(bias.id, t1(b));
+            }
+        };
+        let d = self.d;
+        for (blk, g) in model.blocks.iter().zip(&self.blocks) {
+            for (which, l) in [&blk.q, &blk.k, &blk.v].into_iter().enumerate() {
+                let w: Vec<f32> = g.qkv.chunks_exact(3 * d).flat_map(|row| row[which * d..(which + 1) * d].iter().copied()).collect();
+                linear(l, w, &g.qkv_b[which * d..(which + 1) * d]);
+            }
+            linear(&blk.o, g.o.clone(), &g.o_b);
+            linear(&blk.ff1, g.ff1.clone(), &g.ff1_b);
+            linear(&blk.ff2, g.ff2.clone(), &g.ff2_b);
+        }
+        linear(&model.head, self.head.clone(), &self.head_b);
+        out.register(model.tok.weight.id, t2(self.tok.clone(), d));
+        out.register(model.pos.weight.id, t2(self.pos.clone(), d));
+        let mut norm = |n: &burn::nn::LayerNorm, g: &Norm| {
+            out.register(n.gamma.id, t1(&g.gamma));
+            if let Some(beta) = &n.beta {
+                out.register(beta.id, t1(&g.beta));
+            }
+        };
+        for (blk, g) in model.blocks.iter().zip(&self.blocks) {
+            norm(&blk.ln1, &g.ln1);
+            norm(&blk.ln2, &g.ln2);
+        }
+        norm(&model.ln_f, &self.ln_f);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::module::ParamId;
+    use burn::nn::loss::CrossEntropyLossConfig;
+    use rand::Rng;
+
+    use super::*;
+    use crate::models::device::seeded;
+    use crate::models::transformer::TransformerConfig;
+    use crate::rng::item_rng;
+
+    const IGNORE: u32 = 0;
+
+    fn config() -> TransformerConfig {
+        TransformerConfig::new(11).with_context(16).with_d_model(32).with_layers(2).with_heads(2).with_d_ff(72)
+    }
+
+    /// `b` sequences of `t` random tokens; targets are the next tokens, about a fifth ignored.
+    fn batch(b: usize, t: usize, seed: u64) -> (Vec<u32>, Vec<u32>) {
+        let mut rng = item_rng(seed, 0, 0);
+        let tokens: Vec<u32> = (0..b * t).map(|_| rng.random_range(1..11)).collect();
+        let targets = (0..b * t).map(|_| if rng.random_bool(0.2) { IGNORE } else { rng.random_range(1..11) }).collect();
+        (tokens, targets)
+    }
+
+    /// Every parameter of the model: (id, rank).
+    fn params(m: &Transformer) -> Vec<(ParamId, usize)> {
+        let mut out = vec![(m.tok.weight.id, 2), (m.pos.weight.id, 2)];
+        let lin = |l: &burn::nn::Linear, out: &mut Vec<(ParamId, usize)>| {
+            out.push((l.weight.id, 2));
+            out.extend(l.bias.as_ref().map(|b| (b.id, 1)));
+        };
+        for blk in &m.blocks {
+            for l in [&blk.q, &blk.k, &blk.v, &blk.o, &blk.ff1, &blk.ff2] {
+                lin(l, &mut out);
+            }
+            for n in [&blk.ln1, &blk.ln2] {
+                out.push((n.gamma.id, 1));
+                out.extend(n.beta.as_ref().map(|b| (b.id, 1)));
+            }
+        }
+        lin(&m.head, &mut out);
+        out.push((m.ln_f.gamma.id, 1));
+        out.extend(m.ln_f.beta.as_ref().map(|b| (b.id, 1)));
+        out
+    }
+
+    fn values(g: &GradientsParams, id: ParamId, rank: usize) -> Vec<f32> {
+        let data = match rank {
+            1 => g.get::<1>(id).map(|t| t.into_data()),
+            _ => g.get::<2>(id).map(|t| t.into_data()),
+        };
+        data.expect("a gradient for every parameter").convert::<f32>().try_to_vec::<f32>().unwrap()
+    }
+
+    #[test]
+    fn loss_and_gradients_match_burn_autodiff() {
+        let device = Device::flex();
+        let ad = device.clone().autodiff();
+        let model = seeded(&ad, 5, || config().init(&ad));
+        let (b, t) = (6, 12);
+        let (tokens, targets) = batch(b, t, 9);
+
+        let ids: Vec<i64> = tokens.iter().map(|&x| x as i64).collect();
+        let x = Tensor::<2, Int>::from_data(TensorData::new(ids, [b, t]), &ad);
+        let y: Vec<i64> = targets.iter().map(|&x| x as i64).collect();
+        let y = Tensor::<1, Int>::from_data(TensorData::new(y, [b * t]), &ad);
+        let loss_fn = CrossEntropyLossConfig::new().with_pad_tokens(Some(vec![IGNORE as usize])).init(&ad);
+        let loss = loss_fn.forward(model.forward(x).reshape([b * t, 11]), y);
+        let want_loss = loss.clone().into_scalar::<f32>() as f64;
+        let want = GradientsParams::from_grads(loss.backward(), &model);
+
+        let host = HostModel::new(&model);
+        let (stats, grads) = host.loss_and_grads(&tokens, &targets, Some(IGNORE), b, t, &mut Workspace::default());
+        let got = grads.to_gradients(&model, &device);
+        assert_eq!(stats.counted, targets.iter().filter(|&&y| y != IGNORE).count());
+        assert!((stats.loss - want_loss).abs() < 1e-5 * want_loss.abs(), "loss {} vs burn {want_loss}", stats.loss);
+
+        let all = params(&model);
+        assert_eq!(got.len(), all.len(), "one gradient per parameter");
+        assert_eq!(want.len(), all.len());
+        for (i, (id, rank)) in all.into_iter().enumerate() {
+            let (g, w) = (values(&got, id, rank), values(&want, id, rank));
+            assert_eq!(g.len(), w.len(), "parameter {i}: length");
+            let scale = w.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            assert!(scale > 0.0, "parameter {i}: burn's gradient is zero, the test would not see a difference");
+            let worst = g.iter().zip(&w).fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+            assert!(worst <= 2e-5 * scale + 1e-7, "parameter {i}: largest difference {worst} (largest gradient {scale})");
+        }
+    }
+
+    fn flat(m: &HostModel) -> Vec<f32> {
+        let mut v = [&m.tok, &m.pos, &m.head, &m.head_b, &m.ln_f.gamma, &m.ln_f.beta].map(|x| x.to_vec()).concat();
+        for blk in &m.blocks {
+            for x in [&blk.qkv, &blk.qkv_b, &blk.o, &blk.o_b, &blk.ff1, &blk.ff1_b, &blk.ff2, &blk.ff2_b] {
+                v.extend_from_slice(x);
+            }
+            for n in [&blk.ln1, &blk.ln2] {
+                v.extend_from_slice(&n.gamma);
+                v.extend_from_slice(&n.beta);
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn gradients_are_the_same_on_any_thread_count() {
+        let device = Device::flex();
+        let model = seeded(&device, 7, || config().init(&device));
+        let host = HostModel::new(&model);
+        // 16 sequences of 12 tokens: 192 rows, two row chunks; d_ff 72: two weight-row chunks.
+        let (tokens, targets) = batch(16, 12, 3);
+        let run = |threads| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            pool.install(|| {
+                let (stats, g) = host.loss_and_grads(&tokens, &targets, Some(IGNORE), 16, 12, &mut Workspace::default());
+                (stats.loss.to_bits(), stats.correct, flat(&g).iter().map(|v| v.to_bits()).collect::<Vec<_>>())
+            })
+        };
+        let one = run(1);
+        assert!(one.2.iter().any(|&v| v != 0), "gradients are not all zero");
+        assert_eq!(one, run(3));
+
+        // A workspace that served another batch shape first gives the same result.
+        let mut ws = Workspace::default();
+        let (other_tokens, other_targets) = batch(5, 9, 4);
+        let _ = host.loss_and_grads(&other_tokens, &other_targets, Some(IGNORE), 5, 9, &mut ws);
+        let _ = host.loss_and_grads(&tokens, &targets, Some(IGNORE), 16, 12, &mut ws);
+        let (stats, g) = host.loss_and_grads(&tokens, &targets, Some(IGNORE), 16, 12, &mut ws);
+        assert_eq!((stats.loss.to_bits(), stats.correct, flat(&g).iter().map(|v| v.to_bits()).collect::<Vec<_>>()), one);
+    }
+
+    #[test]
+    fn training_through_the_host_pass_follows_burns_autodiff() {
+        use crate::train::{TextExample, TrainOpts, train_transformer_on};
+        let device = Device::flex();
+        let mut rng = item_rng(11, 0, 0);
+        let examples: Vec<TextExample> = (0..48)
+            .map(|_| {
+                let len = rng.random_range(6..14);
+                TextExample { tokens: (0..len).map(|_| rng.random_range(1..11)).collect(), prompt_len: 3 }
+            })
+            .collect();
+        let opts = TrainOpts { iterations: 25, batch: 8, learning_rate: 3e-3, seed: 2 };
+        let (_, host) = train_transformer_on(&config(), &examples, opts, &device, true, |_| {});
+        let (_, burn) = train_transformer_on(&config(), &examples, opts, &device, false, |_| {});
+        assert_eq!(host.len(), 25);
+        for (h, b) in host.iter().zip(&burn) {
+            assert_eq!(h.tokens, b.tokens, "iteration {}: counted tokens", h.iteration);
+            assert!((h.loss - b.loss).abs() <= 1e-3 * b.loss, "iteration {}: loss {} vs burn {}", h.iteration, h.loss, b.loss);
+        }
+        assert!(host[24].loss < host[0].loss - 0.2, "training lowers the loss: {} -> {}", host[0].loss, host[24].loss);
+    }
+}
