@@ -96,6 +96,11 @@ impl<'a> View<'a> {
 /// `c = a · b` (or `c += a · b` with `accumulate`), `c` row-major with row stride `ldc`;
 /// single-threaded (the callers split the work).
 fn mm(c: &mut [f32], ldc: usize, a: View, b: View, accumulate: bool) {
+    mm_scaled(c, ldc, a, b, accumulate, 1.0);
+}
+
+/// [`mm`] with the product multiplied by `scale`.
+fn mm_scaled(c: &mut [f32], ldc: usize, a: View, b: View, accumulate: bool, scale: f32) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert!(b.rows == k && a.fits() && b.fits(), "matmul operand shapes");
     if m == 0 || n == 0 {
@@ -128,7 +133,7 @@ fn mm(c: &mut [f32], ldc: usize, a: View, b: View, accumulate: bool) {
             b.cs as isize,
             b.rs as isize,
             1.0,
-            1.0,
+            scale,
             false,
             false,
             false,
@@ -153,6 +158,49 @@ fn weight_grad(dw: &mut [f32], x: &[f32], k_in: usize, dy: &[f32], n: usize) {
         let a = View { s: &x[i0..], rows: dwc.len() / n, cols: rows, rs: 1, cs: k_in };
         mm(dwc, n, a, View::rm(dy, rows, n, n), false);
     });
+}
+
+/// `Σ x` in eight lanes, which the compiler vectorises (a plain running sum is one chain of
+/// dependent additions); the order is fixed, so the result is too.
+#[inline(always)]
+fn sum(x: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let chunks = x.chunks_exact(8);
+    let tail: f32 = chunks.remainder().iter().sum();
+    for c in chunks {
+        for i in 0..8 {
+            acc[i] += c[i];
+        }
+    }
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
+}
+
+/// `Σ a b` in eight lanes, as [`sum`].
+#[inline(always)]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
+    for (x, y) in ca.zip(cb) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
+}
+
+/// The largest element, in eight lanes (−∞ for none).
+#[inline(always)]
+fn max(x: &[f32]) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; 8];
+    let chunks = x.chunks_exact(8);
+    let tail = chunks.remainder().iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    for c in chunks {
+        for i in 0..8 {
+            acc[i] = acc[i].max(c[i]);
+        }
+    }
+    acc.iter().fold(tail, |m, &v| m.max(v))
 }
 
 /// Sums of per-chunk partial vectors, added in chunk order.
@@ -225,12 +273,15 @@ avx2_too! {
         for (((or, hr), r), xr) in
             out.chunks_exact_mut(d).zip(xhat.chunks_exact_mut(d)).zip(rstd.iter_mut()).zip(x.chunks_exact(d))
         {
-            let mean = xr.iter().sum::<f32>() / d as f32;
-            let var = xr.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / d as f32;
+            let mean = sum(xr) / d as f32;
+            for (h, v) in hr.iter_mut().zip(xr) {
+                *h = v - mean;
+            }
+            let var = dot(hr, hr) / d as f32;
             let inv = 1.0 / (var + LN_EPS).sqrt();
             *r = inv;
-            for ((((o, h), v), g), b) in or.iter_mut().zip(hr.iter_mut()).zip(xr).zip(gamma).zip(beta) {
-                *h = (v - mean) * inv;
+            for (((o, h), g), b) in or.iter_mut().zip(hr.iter_mut()).zip(gamma).zip(beta) {
+                *h *= inv;
                 *o = *h * g + b;
             }
         }
@@ -256,16 +307,14 @@ avx2_too! {
         let d = gamma.len();
         let (pg, pb) = partial.split_at_mut(d);
         for (((dxr, dyr), hr), r) in dx.chunks_exact_mut(d).zip(dy.chunks_exact(d)).zip(xhat.chunks_exact(d)).zip(rstd) {
-            let (mut m1, mut m2) = (0.0f32, 0.0f32);
             for ((((gi, dyi), hi), gm), (pg, pb)) in
                 g.iter_mut().zip(dyr).zip(hr).zip(gamma).zip(pg.iter_mut().zip(pb.iter_mut()))
             {
                 *pg += dyi * hi;
                 *pb += dyi;
                 *gi = dyi * gm;
-                m1 += *gi;
-                m2 += *gi * hi;
             }
+            let (m1, m2) = (sum(g), dot(g, hr));
             let (m1, m2) = (m1 / d as f32, m2 / d as f32);
             for ((o, gi), hi) in dxr.iter_mut().zip(g.iter()).zip(hr) {
                 *o += r * (gi - m1 - hi * m2);
@@ -319,21 +368,15 @@ avx2_too! {
 }
 
 avx2_too! {
-    /// Scaled causal softmax of a `t × t` score matrix in place (zero above the diagonal).
-    fn softmax_causal(s: &mut [f32], t: usize, scale: f32) {
+    /// Causal softmax of a `t × t` score matrix in place (zero above the diagonal).
+    fn softmax_causal(s: &mut [f32], t: usize) {
         for (i, row) in s.chunks_exact_mut(t).enumerate() {
             let (live, hidden) = row.split_at_mut(i + 1);
-            let mut max = f32::NEG_INFINITY;
+            let m = max(live);
             for x in live.iter_mut() {
-                *x *= scale;
-                max = max.max(*x);
+                *x = exp(*x - m);
             }
-            let mut z = 0.0f32;
-            for x in live.iter_mut() {
-                *x = exp(*x - max);
-                z += *x;
-            }
-            let inv = 1.0 / z;
+            let inv = 1.0 / sum(live);
             for x in live.iter_mut() {
                 *x *= inv;
             }
@@ -346,9 +389,9 @@ avx2_too! {
     /// `dP` (in `ds`) becomes the gradient at the scaled scores: `scale · P ∘ (dP − rowsum(P ∘ dP))`.
     fn softmax_backward(ds: &mut [f32], p: &[f32], t: usize, scale: f32) {
         for (dsr, prow) in ds.chunks_exact_mut(t).zip(p.chunks_exact(t)) {
-            let dot: f32 = dsr.iter().zip(prow).map(|(a, b)| a * b).sum();
+            let d = dot(dsr, prow);
             for (x, pi) in dsr.iter_mut().zip(prow) {
-                *x = pi * (*x - dot) * scale;
+                *x = pi * (*x - d) * scale;
             }
         }
     }
@@ -364,20 +407,15 @@ avx2_too! {
                 row.fill(0.0);
                 continue;
             }
-            let (mut arg, mut max) = (0, f32::NEG_INFINITY);
-            for (j, &v) in row.iter().enumerate() {
-                if v > max {
-                    (arg, max) = (j, v);
-                }
-            }
+            let m = max(row);
+            let arg = row.iter().position(|&v| v == m).unwrap_or(0);
             correct += usize::from(arg == y as usize);
             let target_logit = row[y as usize];
-            let mut z = 0.0f32;
             for v in row.iter_mut() {
-                *v = exp(*v - max);
-                z += *v;
+                *v = exp(*v - m);
             }
-            loss += (z.ln() + max - target_logit) as f64;
+            let z = sum(row);
+            loss += (z.ln() + m - target_logit) as f64;
             let inv = norm / z;
             for v in row.iter_mut() {
                 *v *= inv;
@@ -468,8 +506,8 @@ impl HostModel {
                     let q = View::rm(&qkv_b[hd * dh..], t, dh, 3 * d);
                     let k = View::rm(&qkv_b[d + hd * dh..], t, dh, 3 * d);
                     let v = View::rm(&qkv_b[2 * d + hd * dh..], t, dh, 3 * d);
-                    mm(s, t, q, k.t(), false);
-                    softmax_causal(s, t, scale);
+                    mm_scaled(s, t, q, k.t(), false, scale);
+                    softmax_causal(s, t);
                     mm(&mut att_b[hd * dh..], d, View::rm(s, t, t, t), v, false);
                 }
             },
