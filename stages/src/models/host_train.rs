@@ -29,6 +29,8 @@ use super::transformer::Transformer;
 pub const ROWS: usize = 128;
 /// Weight rows per parallel work item in the weight gradients.
 pub const WEIGHT_ROWS: usize = 64;
+/// Query rows (and key columns) per block of causal attention.
+pub const ATT_BLOCK: usize = 32;
 
 /// Defines `fn $name` whose body is compiled twice, as is and for AVX2, the copy chosen at
 /// run time (as the decoding step's loops in [`super::host`]): the same operations in the
@@ -368,10 +370,11 @@ avx2_too! {
 }
 
 avx2_too! {
-    /// Causal softmax of a `t × t` score matrix in place (zero above the diagonal).
-    fn softmax_causal(s: &mut [f32], t: usize) {
+    /// Causal softmax of rows `first..` of a score matrix with row stride `t`, in place: row
+    /// `i` over columns `..=i`, zero to the end of the row.
+    fn softmax_causal(s: &mut [f32], t: usize, first: usize) {
         for (i, row) in s.chunks_exact_mut(t).enumerate() {
-            let (live, hidden) = row.split_at_mut(i + 1);
+            let (live, hidden) = row.split_at_mut(first + i + 1);
             let m = max(live);
             for x in live.iter_mut() {
                 *x = exp(*x - m);
@@ -386,9 +389,11 @@ avx2_too! {
 }
 
 avx2_too! {
-    /// `dP` (in `ds`) becomes the gradient at the scaled scores: `scale · P ∘ (dP − rowsum(P ∘ dP))`.
-    fn softmax_backward(ds: &mut [f32], p: &[f32], t: usize, scale: f32) {
-        for (dsr, prow) in ds.chunks_exact_mut(t).zip(p.chunks_exact(t)) {
+    /// `dP` (in `ds`, rows of stride `t`, columns `..width`) becomes the gradient at the
+    /// scaled scores: `scale · P ∘ (dP − rowsum(P ∘ dP))`.
+    fn softmax_backward(ds: &mut [f32], p: &[f32], t: usize, width: usize, scale: f32) {
+        for (dsr, prow) in ds.chunks_mut(t).zip(p.chunks(t)) {
+            let (dsr, prow) = (&mut dsr[..width], &prow[..width]);
             let d = dot(dsr, prow);
             for (x, pi) in dsr.iter_mut().zip(prow) {
                 *x = pi * (*x - d) * scale;
@@ -495,7 +500,9 @@ impl HostModel {
     }
 
     /// Causal attention over each sequence of `t` rows: probabilities into `p`, the merged
-    /// heads' outputs into `att`.
+    /// heads' outputs into `att`. Query rows go in blocks of [`ATT_BLOCK`]; a block's scores
+    /// are computed against the keys up to its last row only, which skips most of the masked
+    /// half of the score matrix.
     fn attention_forward(&self, qkv: &[f32], t: usize, p: &mut [f32], att: &mut [f32]) {
         let (d, heads) = (self.d, self.heads);
         let dh = d / heads;
@@ -503,18 +510,23 @@ impl HostModel {
         att.par_chunks_mut(t * d).zip(p.par_chunks_mut(heads * t * t)).zip(qkv.par_chunks(t * 3 * d)).for_each(
             |((att_b, p_b), qkv_b)| {
                 for (hd, s) in p_b.chunks_exact_mut(t * t).enumerate() {
-                    let q = View::rm(&qkv_b[hd * dh..], t, dh, 3 * d);
-                    let k = View::rm(&qkv_b[d + hd * dh..], t, dh, 3 * d);
-                    let v = View::rm(&qkv_b[2 * d + hd * dh..], t, dh, 3 * d);
-                    mm_scaled(s, t, q, k.t(), false, scale);
-                    softmax_causal(s, t);
-                    mm(&mut att_b[hd * dh..], d, View::rm(s, t, t, t), v, false);
+                    let (q, k, v) = (hd * dh, d + hd * dh, 2 * d + hd * dh);
+                    for r0 in (0..t).step_by(ATT_BLOCK) {
+                        let r1 = (r0 + ATT_BLOCK).min(t);
+                        let rows = View::rm(&qkv_b[r0 * 3 * d + q..], r1 - r0, dh, 3 * d);
+                        let keys = View::rm(&qkv_b[k..], r1, dh, 3 * d);
+                        mm_scaled(&mut s[r0 * t..], t, rows, keys.t(), false, scale);
+                        softmax_causal(&mut s[r0 * t..r1 * t], t, r0);
+                        let probs = View::rm(&s[r0 * t..], r1 - r0, r1, t);
+                        mm(&mut att_b[r0 * d + hd * dh..], d, probs, View::rm(&qkv_b[v..], r1, dh, 3 * d), false);
+                    }
                 }
             },
         );
     }
 
-    /// Backward of [`Self::attention_forward`]: the gradient at `att` to the gradient at `qkv`.
+    /// Backward of [`Self::attention_forward`]: the gradient at `att` to the gradient at `qkv`,
+    /// over the same blocks (query rows for `dQ`, key columns for `dK` and `dV`).
     fn attention_backward(&self, qkv: &[f32], p: &[f32], datt: &[f32], t: usize, dqkv: &mut [f32]) {
         let (d, heads) = (self.d, self.heads);
         let dh = d / heads;
@@ -524,20 +536,29 @@ impl HostModel {
             .zip(p.par_chunks(heads * t * t))
             .zip(qkv.par_chunks(t * 3 * d))
             .for_each(|(((dqkv_b, datt_b), p_b), qkv_b)| {
+                // Only the blocks' columns `..r1` of `ds` are written and read.
                 let mut ds = vec![0.0f32; t * t];
                 for (hd, pr) in p_b.chunks_exact(t * t).enumerate() {
-                    let q = View::rm(&qkv_b[hd * dh..], t, dh, 3 * d);
-                    let k = View::rm(&qkv_b[d + hd * dh..], t, dh, 3 * d);
-                    let v = View::rm(&qkv_b[2 * d + hd * dh..], t, dh, 3 * d);
-                    let dout = View::rm(&datt_b[hd * dh..], t, dh, d);
-                    let pv = View::rm(pr, t, t, t);
-                    // dP = dO Vᵀ, then dS = P ∘ (dP − rowsum(P ∘ dP)), times the scale.
-                    mm(&mut ds, t, dout, v.t(), false);
-                    softmax_backward(&mut ds, pr, t, scale);
-                    let dsv = View::rm(&ds, t, t, t);
-                    mm(&mut dqkv_b[2 * d + hd * dh..], 3 * d, pv.t(), dout, false);
-                    mm(&mut dqkv_b[hd * dh..], 3 * d, dsv, k, false);
-                    mm(&mut dqkv_b[d + hd * dh..], 3 * d, dsv.t(), q, false);
+                    let (q, k, v) = (hd * dh, d + hd * dh, 2 * d + hd * dh);
+                    let dout = |r0: usize, n: usize| View::rm(&datt_b[r0 * d + hd * dh..], n, dh, d);
+                    for r0 in (0..t).step_by(ATT_BLOCK) {
+                        let r1 = (r0 + ATT_BLOCK).min(t);
+                        // dP = dO Vᵀ, then dS = scale · P ∘ (dP − rowsum(P ∘ dP)); dQ = dS K.
+                        let values = View::rm(&qkv_b[v..], r1, dh, 3 * d);
+                        mm(&mut ds[r0 * t..], t, dout(r0, r1 - r0), values.t(), false);
+                        softmax_backward(&mut ds[r0 * t..r1 * t], &pr[r0 * t..r1 * t], t, r1, scale);
+                        let dsv = View::rm(&ds[r0 * t..], r1 - r0, r1, t);
+                        mm(&mut dqkv_b[r0 * 3 * d + q..], 3 * d, dsv, View::rm(&qkv_b[k..], r1, dh, 3 * d), false);
+                    }
+                    for c0 in (0..t).step_by(ATT_BLOCK) {
+                        let c1 = (c0 + ATT_BLOCK).min(t);
+                        // Rows from c0 on see columns c0..c1: dK = dSᵀ Q, dV = Pᵀ dO.
+                        let dst = View::rm(&ds[c0 * t + c0..], t - c0, c1 - c0, t).t();
+                        let queries = View::rm(&qkv_b[c0 * 3 * d + q..], t - c0, dh, 3 * d);
+                        mm(&mut dqkv_b[c0 * 3 * d + k..], 3 * d, dst, queries, false);
+                        let pt = View::rm(&pr[c0 * t + c0..], t - c0, c1 - c0, t).t();
+                        mm(&mut dqkv_b[c0 * 3 * d + v..], 3 * d, pt, dout(c0, t - c0), false);
+                    }
                 }
             });
     }
@@ -716,7 +737,7 @@ mod tests {
     const IGNORE: u32 = 0;
 
     fn config() -> TransformerConfig {
-        TransformerConfig::new(11).with_context(16).with_d_model(32).with_layers(2).with_heads(2).with_d_ff(72)
+        TransformerConfig::new(11).with_context(40).with_d_model(32).with_layers(2).with_heads(2).with_d_ff(72)
     }
 
     /// `b` sequences of `t` random tokens; targets are the next tokens, about a fifth ignored.
@@ -762,7 +783,8 @@ mod tests {
         let device = Device::flex();
         let ad = device.clone().autodiff();
         let model = seeded(&ad, 5, || config().init(&ad));
-        let (b, t) = (6, 12);
+        // 37 positions: two attention blocks, the second one partial.
+        let (b, t) = (3, 37);
         let (tokens, targets) = batch(b, t, 9);
 
         let ids: Vec<i64> = tokens.iter().map(|&x| x as i64).collect();
@@ -812,12 +834,12 @@ mod tests {
         let device = Device::flex();
         let model = seeded(&device, 7, || config().init(&device));
         let host = HostModel::new(&model);
-        // 16 sequences of 12 tokens: 192 rows, two row chunks; d_ff 72: two weight-row chunks.
-        let (tokens, targets) = batch(16, 12, 3);
+        // 16 sequences of 37 tokens: 592 rows, five row chunks; d_ff 72: two weight-row chunks.
+        let (tokens, targets) = batch(16, 37, 3);
         let run = |threads| {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
             pool.install(|| {
-                let (stats, g) = host.loss_and_grads(&tokens, &targets, Some(IGNORE), 16, 12, &mut Workspace::default());
+                let (stats, g) = host.loss_and_grads(&tokens, &targets, Some(IGNORE), 16, 37, &mut Workspace::default());
                 (stats.loss.to_bits(), stats.correct, flat(&g).iter().map(|v| v.to_bits()).collect::<Vec<_>>())
             })
         };
@@ -829,8 +851,8 @@ mod tests {
         let mut ws = Workspace::default();
         let (other_tokens, other_targets) = batch(5, 9, 4);
         let _ = host.loss_and_grads(&other_tokens, &other_targets, Some(IGNORE), 5, 9, &mut ws);
-        let _ = host.loss_and_grads(&tokens, &targets, Some(IGNORE), 16, 12, &mut ws);
-        let (stats, g) = host.loss_and_grads(&tokens, &targets, Some(IGNORE), 16, 12, &mut ws);
+        let _ = host.loss_and_grads(&tokens, &targets, Some(IGNORE), 16, 37, &mut ws);
+        let (stats, g) = host.loss_and_grads(&tokens, &targets, Some(IGNORE), 16, 37, &mut ws);
         assert_eq!((stats.loss.to_bits(), stats.correct, flat(&g).iter().map(|v| v.to_bits()).collect::<Vec<_>>()), one);
     }
 
@@ -841,7 +863,7 @@ mod tests {
         let mut rng = item_rng(11, 0, 0);
         let examples: Vec<TextExample> = (0..48)
             .map(|_| {
-                let len = rng.random_range(6..14);
+                let len = rng.random_range(6..40);
                 TextExample { tokens: (0..len).map(|_| rng.random_range(1..11)).collect(), prompt_len: 3 }
             })
             .collect();
