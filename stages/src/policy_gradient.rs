@@ -11,6 +11,9 @@ use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
 
+use crate::models::host::HostModel;
+use crate::models::host_train::{PgToken, Workspace};
+use crate::models::kv::on_host;
 use crate::models::mlp::{self, Mlp, MlpConfig};
 use crate::models::transformer::Transformer;
 use crate::tokenizer::PAD;
@@ -153,8 +156,103 @@ pub fn step_mlp(
     (optim.step(learning_rate, model, grads), stats)
 }
 
-/// One Adam step of a text policy's transformer; sequences longer than its context are cut
-/// (their later tokens get no gradient).
+/// A batch of a text policy laid out for the transformer: `b` sequences of `t` input tokens
+/// and, for each response token, its row in `[b·t]`, the token and its weight. Sequences
+/// longer than the context are cut (their later tokens get no gradient).
+struct TextBatch {
+    input: Vec<u32>,
+    b: usize,
+    t: usize,
+    tokens: Vec<PgToken>,
+}
+
+fn text_batch(batch: &[Weighted], context: usize) -> TextBatch {
+    let len = batch.iter().map(|r| r.prefix.len() + r.response.len()).max().unwrap_or(1).clamp(2, context + 1);
+    let (b, t) = (batch.len(), len - 1);
+    let mut input = Vec::with_capacity(b * t);
+    let mut tokens = Vec::new();
+    for (i, r) in batch.iter().enumerate() {
+        let seq: Vec<u32> = r.prefix.iter().chain(&r.response).copied().collect();
+        input.extend((0..t).map(|p| seq.get(p).copied().unwrap_or(PAD)));
+        // The logits at position p predict token p + 1.
+        let first = r.prefix.len().max(1) - 1;
+        let last = (seq.len() - 1).min(t);
+        tokens.extend((first..last).map(|p| PgToken {
+            row: i * t + p,
+            target: seq[p + 1],
+            weight: r.weights[p - first] as f32,
+        }));
+    }
+    TextBatch { input, b, t, tokens }
+}
+
+/// The loss's gradients through burn's autodiff (`model` on an autodiff device); `None` for a
+/// batch without response tokens.
+fn transformer_grads_burn(
+    model: &Transformer,
+    reference: Option<&Transformer>,
+    batch: &[Weighted],
+    beta: f64,
+) -> Option<(GradientsParams, StepStats)> {
+    let device = model.devices().first().cloned().unwrap_or_else(Device::flex);
+    let tb = text_batch(batch, model.context());
+    let n = tb.tokens.len();
+    if n == 0 {
+        return None;
+    }
+    let (b, t) = (tb.b, tb.t);
+    let input: Vec<i64> = tb.input.iter().map(|&v| v as i64).collect();
+    let rows: Vec<i64> = tb.tokens.iter().map(|k| k.row as i64).collect();
+    let targets: Vec<i64> = tb.tokens.iter().map(|k| k.target as i64).collect();
+    let weights: Vec<f32> = tb.tokens.iter().map(|k| k.weight).collect();
+    let x = Tensor::<2, Int>::from_data(TensorData::new(input, [b, t]), &device);
+    let index = Tensor::<1, Int>::from_data(TensorData::new(rows, [n]), &device);
+    let vocab = model.vocab();
+    let logits = model.forward(x.clone()).reshape([b * t, vocab]).select(0, index.clone());
+    let reference = reference.map(|m| m.forward(x).reshape([b * t, vocab]).select(0, index));
+    let (total, stats) = loss(logits, targets, weights, reference, beta, batch.len());
+    Some((GradientsParams::from_grads(total.backward(), model), stats))
+}
+
+thread_local! {
+    /// The host pass's buffers (policy, reference), kept between the steps of a thread.
+    static WORKSPACES: std::cell::RefCell<(Workspace, Workspace)> = std::cell::RefCell::default();
+}
+
+/// The same gradients through the host training pass (CPU only), as tensors on `device`.
+fn transformer_grads_host(
+    model: &Transformer,
+    reference: Option<&Transformer>,
+    batch: &[Weighted],
+    beta: f64,
+    device: &Device,
+) -> Option<(GradientsParams, StepStats)> {
+    let tb = text_batch(batch, model.context());
+    if tb.tokens.is_empty() {
+        return None;
+    }
+    let host = HostModel::new(model);
+    let reference = reference.map(HostModel::new);
+    let (st, grads) = WORKSPACES.with_borrow_mut(|(ws, ref_ws)| {
+        host.policy_gradient(
+            &tb.input,
+            tb.b,
+            tb.t,
+            &tb.tokens,
+            reference.as_ref(),
+            beta as f32,
+            batch.len(),
+            ws,
+            ref_ws,
+        )
+    });
+    let stats = StepStats { loss: st.loss, kl: st.kl, entropy: st.entropy };
+    Some((grads.to_gradients(model, device), stats))
+}
+
+/// One Adam step of a text policy's transformer (on an autodiff device); sequences longer
+/// than its context are cut (their later tokens get no gradient). On the CPU the gradients
+/// come from the host training pass (`models/host_train.rs`), elsewhere from burn's autodiff.
 pub fn step_transformer(
     model: Transformer,
     reference: Option<&Transformer>,
@@ -163,39 +261,16 @@ pub fn step_transformer(
     beta: f64,
     learning_rate: f64,
 ) -> (Transformer, StepStats) {
-    let device = model.devices().first().cloned().unwrap_or_else(Device::flex);
-    let context = model.context();
-    let len = batch.iter().map(|r| r.prefix.len() + r.response.len()).max().unwrap_or(1).clamp(2, context + 1);
-    let (b, t) = (batch.len(), len - 1);
-    let mut input = Vec::with_capacity(b * t);
-    let mut rows = Vec::new();
-    let mut kept = Vec::with_capacity(batch.len());
-    for (i, r) in batch.iter().enumerate() {
-        let seq: Vec<u32> = r.prefix.iter().chain(&r.response).copied().collect();
-        input.extend((0..t).map(|p| seq.get(p).copied().unwrap_or(PAD) as i64));
-        // The logits at position p predict token p + 1.
-        let first = r.prefix.len().max(1) - 1;
-        let last = (seq.len() - 1).min(t);
-        rows.extend((first..last).map(|p| (i * t + p) as i64));
-        kept.push(Weighted {
-            prefix: Vec::new(),
-            response: r.response[..last.saturating_sub(first)].to_vec(),
-            weights: r.weights[..last.saturating_sub(first)].to_vec(),
-        });
+    let inner = model.devices().first().cloned().unwrap_or_else(Device::flex).inner();
+    let grads = if on_host(&inner) {
+        transformer_grads_host(&model, reference, batch, beta, &inner)
+    } else {
+        transformer_grads_burn(&model, reference, batch, beta)
+    };
+    match grads {
+        Some((grads, stats)) => (optim.step(learning_rate, model, grads), stats),
+        None => (model, StepStats::default()),
     }
-    let (targets, weights) = flat(&kept);
-    let n = targets.len();
-    if n == 0 {
-        return (model, StepStats::default());
-    }
-    let x = Tensor::<2, Int>::from_data(TensorData::new(input, [b, t]), &device);
-    let index = Tensor::<1, Int>::from_data(TensorData::new(rows, [n]), &device);
-    let vocab = model.vocab();
-    let logits = model.forward(x.clone()).reshape([b * t, vocab]).select(0, index.clone());
-    let reference = reference.map(|m| m.forward(x).reshape([b * t, vocab]).select(0, index));
-    let (total, stats) = loss(logits, targets, weights, reference, beta, batch.len());
-    let grads = GradientsParams::from_grads(total.backward(), &model);
-    (optim.step(learning_rate, model, grads), stats)
 }
 
 #[cfg(test)]
@@ -226,5 +301,43 @@ mod tests {
         let want = [0.0, 0.5, 0.5, 3.0 / 5.0, 1.0, 1.0];
         assert!(b.iter().zip(want).all(|(x, y)| (x - y).abs() < 1e-12), "{b:?}");
         assert_eq!(loo_baselines(&[3], &[1.0]), vec![0.0]);
+    }
+    #[test]
+    fn host_policy_gradient_matches_burn_autodiff() {
+        use rand::Rng;
+
+        use crate::models::device::seeded;
+        use crate::models::host_train::test_support::assert_close;
+        use crate::models::transformer::TransformerConfig;
+        use crate::rng::item_rng;
+
+        let device = Device::flex();
+        let ad = device.clone().autodiff();
+        let config =
+            TransformerConfig::new(13).with_context(40).with_d_model(32).with_layers(2).with_heads(2).with_d_ff(48);
+        let model = seeded(&ad, 3, || config.init(&ad));
+        let reference = seeded(&ad, 4, || config.init(&ad));
+        let mut rng = item_rng(5, 0, 0);
+        // Six responses of 3-35 tokens after prefixes of 2-5 tokens, weights of both signs.
+        let batch: Vec<Weighted> = (0..6)
+            .map(|_| {
+                let (p, r) = (rng.random_range(2..6), rng.random_range(3..36));
+                Weighted {
+                    prefix: (0..p).map(|_| rng.random_range(1..13)).collect(),
+                    response: (0..r).map(|_| rng.random_range(1..13)).collect(),
+                    weights: (0..r).map(|_| rng.random_range(-1.0..1.0)).collect(),
+                }
+            })
+            .collect();
+        for beta in [0.0, 0.3] {
+            let (want, ws) = transformer_grads_burn(&model, Some(&reference), &batch, beta).unwrap();
+            let (got, gs) = transformer_grads_host(&model, Some(&reference), &batch, beta, &device).unwrap();
+            assert_close(&model, &got, &want, 5e-5);
+            for (name, g, w) in [("loss", gs.loss, ws.loss), ("kl", gs.kl, ws.kl), ("entropy", gs.entropy, ws.entropy)]
+            {
+                assert!((g - w).abs() <= 1e-4 * w.abs().max(1e-3), "beta {beta}: {name} {g} vs burn {w}");
+            }
+            assert!(ws.kl > 0.0, "the two policies differ");
+        }
     }
 }

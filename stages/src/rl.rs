@@ -202,7 +202,10 @@ impl Stage for Rl {
     fn version(&self) -> u32 {
         // 2: the transformer decodes on the host (models/host.rs): the same function, other
         // float roundings, so sampled tokens can differ from version 1's.
-        2
+        // 3: on the CPU the transformer's policy gradient comes from the host training pass
+        // (models/host_train.rs, ADR 0009), and gemm's AVX-512 kernels (its `x86-v4` feature)
+        // run on machines that have them: the same function, other float roundings.
+        3
     }
 
     fn run(&self, ctx: &mut StageContext<'_>) -> Result<(), StageError> {

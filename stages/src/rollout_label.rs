@@ -201,7 +201,9 @@ impl Stage for RolloutLabel {
     fn version(&self) -> u32 {
         // 2: the transformer decodes on the host (models/host.rs): the same function, other
         // float roundings, so sampled tokens can differ from version 1's.
-        2
+        // 3: gemm's AVX-512 kernels (its `x86-v4` feature, ADR 0009) on machines that have
+        // them: other float roundings there.
+        3
     }
 
     fn run(&self, ctx: &mut StageContext<'_>) -> Result<(), StageError> {

@@ -68,7 +68,9 @@ impl Stage for Sample {
     fn version(&self) -> u32 {
         // 3: the transformer decodes on the host (models/host.rs): the same function, other
         // float roundings, so sampled tokens can differ from version 2's.
-        3
+        // 4: gemm's AVX-512 kernels (its `x86-v4` feature, ADR 0009) on machines that have
+        // them: other float roundings there.
+        4
     }
 
     fn run(&self, ctx: &mut StageContext<'_>) -> Result<(), StageError> {

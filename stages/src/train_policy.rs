@@ -85,6 +85,9 @@ impl Stage for TrainPolicy {
     }
 
     fn version(&self) -> u32 {
+        // 2: on the CPU the transformer trains through the host training pass
+        // (models/host_train.rs, ADR 0009), and gemm's AVX-512 kernels run where the CPU has
+        // them: the same function, other float roundings.
         2
     }
 

@@ -39,6 +39,9 @@ use crate::contract::{PortSpec, Stage, StageContext, StageError, StageInfo};
 use crate::labels::{LabelRow, read_labels};
 use crate::models::checkpoint::{Checkpoint, PolicyModel};
 use crate::models::device::{device, seeded};
+use crate::models::host::HostModel;
+use crate::models::host_train::Workspace;
+use crate::models::kv::on_host;
 use crate::models::transformer::TransformerConfig;
 use crate::models::verifier::{ProverSpec, Verifier, VerifierCheckpoint, VerifierMeta};
 use crate::params::Params;
@@ -221,7 +224,131 @@ pub struct VerifierOpts {
     pub seed: u64,
 }
 
+/// One batch of verifier training: `b` sequences of `t` tokens, the rows (in `[b·t]`) read
+/// out, and per row and head the label and its weight (normalised to sum to 1; 0 where the
+/// label is missing).
+struct VerifierBatch {
+    input: Vec<u32>,
+    b: usize,
+    t: usize,
+    rows: Vec<usize>,
+    outs: usize,
+    ys: Vec<f64>,
+    weights: Vec<f32>,
+}
+
+fn verifier_batch(train: &[Example], idx: &[usize], context: usize, outs: usize) -> Option<VerifierBatch> {
+    let t = idx.iter().map(|&i| train[i].tokens.len()).max().unwrap_or(1).clamp(1, context);
+    let b = idx.len();
+    let mut input = Vec::with_capacity(b * t);
+    let mut rows = Vec::new();
+    let mut ys = Vec::new();
+    let mut present = Vec::new();
+    for (bi, &i) in idx.iter().enumerate() {
+        let ex = &train[i];
+        input.extend((0..t).map(|p| ex.tokens.get(p).copied().unwrap_or(PAD)));
+        for (h, &pos) in ex.positions.iter().enumerate() {
+            if pos >= t || ex.labels[h].iter().all(Option::is_none) {
+                continue;
+            }
+            rows.push(bi * t + pos);
+            for o in 0..outs {
+                ys.push(ex.labels[h][o].unwrap_or(0.0));
+                present.push(ex.labels[h][o].is_some());
+            }
+        }
+    }
+    if rows.is_empty() {
+        return None;
+    }
+    let n = rows.len();
+    // Balance each head's labels separately; missing labels weigh nothing.
+    let mut w = vec![0.0; n * outs];
+    for o in 0..outs {
+        let ids: Vec<usize> = (0..n).filter(|r| present[r * outs + o]).collect();
+        let bal = balanced_weights(&ids.iter().map(|r| ys[r * outs + o]).collect::<Vec<_>>());
+        for (r, wi) in ids.into_iter().zip(bal) {
+            w[r * outs + o] = wi;
+        }
+    }
+    let total: f64 = w.iter().sum();
+    let weights = w.iter().map(|&v| (v / total.max(1e-12)) as f32).collect();
+    Some(VerifierBatch { input, b, t, rows, outs, ys, weights })
+}
+
+/// The loss (soft-label binary cross-entropy, weighted) and its gradients through burn's
+/// autodiff (`model` on an autodiff device).
+fn verifier_grads_burn(model: &Verifier, vb: &VerifierBatch) -> (GradientsParams, f64) {
+    let device = model.devices().first().cloned().unwrap_or_else(Device::flex);
+    let (b, t, n, outs) = (vb.b, vb.t, vb.rows.len(), vb.outs);
+    let input: Vec<i64> = vb.input.iter().map(|&v| v as i64).collect();
+    let rows: Vec<i64> = vb.rows.iter().map(|&r| r as i64).collect();
+    let x = Tensor::<2, Int>::from_data(TensorData::new(input, [b, t]), &device);
+    let z = model
+        .forward(x)
+        .reshape([b * t, outs])
+        .select(0, Tensor::<1, Int>::from_data(TensorData::new(rows, [n]), &device));
+    let ys: Vec<f32> = vb.ys.iter().map(|&v| v as f32).collect();
+    let y = Tensor::<2>::from_data(TensorData::new(ys, [n, outs]), &device);
+    let wt = Tensor::<2>::from_data(TensorData::new(vb.weights.clone(), [n, outs]), &device);
+    // Soft-label binary cross-entropy: -(y log s(z) + (1 - y) log s(-z)).
+    let nll = (y.clone() * log_sigmoid(z.clone()) + (y.neg() + 1.0) * log_sigmoid(z.neg())).neg();
+    let loss = (nll * wt).sum();
+    let value = loss.clone().into_scalar::<f32>() as f64;
+    (GradientsParams::from_grads(loss.backward(), model), value)
+}
+
+/// `log σ(z)`, stable for large `|z|`.
+fn log_sigmoid_f64(z: f64) -> f64 {
+    -((-z).max(0.0) + (-z.abs()).exp().ln_1p())
+}
+
+/// The same loss and gradients through the host training pass (CPU only; tensors on `device`,
+/// the backend under the autodiff one).
+fn verifier_grads_host(
+    model: &Verifier,
+    vb: &VerifierBatch,
+    device: &Device,
+    ws: &mut Workspace,
+) -> (GradientsParams, f64) {
+    let host = HostModel::new(&model.trunk);
+    let (d, outs) = (host.d, vb.outs);
+    let flat = |t: Tensor<2>| t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap_or_default();
+    let wv = flat(model.value.weight.val());
+    let bv =
+        model.value.bias.as_ref().map(|b| b.val().into_data().convert::<f32>().try_to_vec::<f32>().unwrap_or_default());
+    let bv = bv.unwrap_or_else(|| vec![0.0; outs]);
+    let hf = host.forward_hidden(&vb.input, vb.b, vb.t, ws);
+    let mut dhf = vec![0.0f32; hf.len()];
+    let (mut dwv, mut dbv) = (vec![0.0f32; d * outs], vec![0.0f32; outs]);
+    let mut loss = 0.0f64;
+    for (r, &row) in vb.rows.iter().enumerate() {
+        let h = &hf[row * d..(row + 1) * d];
+        for o in 0..outs {
+            let z = h.iter().enumerate().map(|(i, v)| v * wv[i * outs + o]).sum::<f32>() + bv[o];
+            let (y, w) = (vb.ys[r * outs + o], vb.weights[r * outs + o]);
+            loss -= w as f64 * (y * log_sigmoid_f64(z as f64) + (1.0 - y) * log_sigmoid_f64(-z as f64));
+            // d/dz of the weighted loss: w (σ(z) − y).
+            let g = w * (1.0 / (1.0 + (-z).exp()) - y as f32);
+            dbv[o] += g;
+            for i in 0..d {
+                dwv[i * outs + o] += h[i] * g;
+                dhf[row * d + i] += g * wv[i * outs + o];
+            }
+        }
+    }
+    let grads = host.backward_from_hidden(&vb.input, ws, &dhf);
+    let mut out = grads.to_trunk_gradients(&model.trunk, device);
+    out.register(model.value.weight.id, Tensor::<2>::from_data(TensorData::new(dwv, [d, outs]), device));
+    if let Some(b) = &model.value.bias {
+        out.register(b.id, Tensor::<1>::from_data(TensorData::new(dbv, [outs]), device));
+    }
+    (out, loss)
+}
+
 /// Train the verifier's heads on `train` examples; returns the model and the loss per iteration.
+/// On the CPU the gradients come from the host training pass (`models/host_train.rs`),
+/// elsewhere from burn's autodiff; burn's Adam applies them.
 pub fn train_verifier(
     init: Verifier,
     context: usize,
@@ -234,62 +361,18 @@ pub fn train_verifier(
     let outs = train.first().map_or(1, |e| e.labels[0].len());
     let mut optim = AdamConfig::new().init();
     let mut curve = Vec::with_capacity(opts.iterations);
+    let inner = device.clone().inner();
+    let host = on_host(&inner);
+    let mut ws = Workspace::default();
     for it in 0..opts.iterations {
         let idx = batch_indices(train.len(), opts.batch, it, opts.seed);
-        let t = idx.iter().map(|&i| train[i].tokens.len()).max().unwrap_or(1).clamp(1, context);
-        let b = idx.len();
-        let mut input = Vec::with_capacity(b * t);
-        let mut rows = Vec::new();
-        let mut ys = Vec::new();
-        let mut present = Vec::new();
-        for (bi, &i) in idx.iter().enumerate() {
-            let ex = &train[i];
-            input.extend((0..t).map(|p| ex.tokens.get(p).copied().unwrap_or(PAD) as i64));
-            for (h, &pos) in ex.positions.iter().enumerate() {
-                if pos >= t || ex.labels[h].iter().all(Option::is_none) {
-                    continue;
-                }
-                rows.push((bi * t + pos) as i64);
-                for o in 0..outs {
-                    ys.push(ex.labels[h][o].unwrap_or(0.0));
-                    present.push(ex.labels[h][o].is_some());
-                }
-            }
-        }
-        if rows.is_empty() {
+        let Some(vb) = verifier_batch(train, &idx, context, outs) else {
             // No labelled step of this batch fits the context: no step, and a null loss.
             curve.push(None);
             continue;
-        }
-        let n = rows.len();
-        // Balance each head's labels separately; missing labels weigh nothing.
-        let mut w = vec![0.0; n * outs];
-        for o in 0..outs {
-            let ids: Vec<usize> = (0..n).filter(|r| present[r * outs + o]).collect();
-            let bal = balanced_weights(&ids.iter().map(|r| ys[r * outs + o]).collect::<Vec<_>>());
-            for (r, wi) in ids.into_iter().zip(bal) {
-                w[r * outs + o] = wi;
-            }
-        }
-        let total: f64 = w.iter().sum();
-        let x = Tensor::<2, Int>::from_data(TensorData::new(input, [b, t]), device);
-        let z = model
-            .forward(x)
-            .reshape([b * t, outs])
-            .select(0, Tensor::<1, Int>::from_data(TensorData::new(rows, [n]), device));
-        let y = Tensor::<2>::from_data(
-            TensorData::new(ys.iter().map(|&v| v as f32).collect::<Vec<_>>(), [n, outs]),
-            device,
-        );
-        let wt = Tensor::<2>::from_data(
-            TensorData::new(w.iter().map(|&v| (v / total.max(1e-12)) as f32).collect::<Vec<_>>(), [n, outs]),
-            device,
-        );
-        // Soft-label binary cross-entropy: -(y log s(z) + (1 - y) log s(-z)).
-        let nll = (y.clone() * log_sigmoid(z.clone()) + (y.neg() + 1.0) * log_sigmoid(z.neg())).neg();
-        let loss = (nll * wt).sum();
-        let value = loss.clone().into_scalar::<f32>() as f64;
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        };
+        let (grads, value) =
+            if host { verifier_grads_host(&model, &vb, &inner, &mut ws) } else { verifier_grads_burn(&model, &vb) };
         model = optim.step(opts.learning_rate, model, grads);
         on_iteration(it + 1, value);
         curve.push(Some(value));
@@ -319,7 +402,9 @@ impl Stage for TrainVerifier {
     }
 
     fn version(&self) -> u32 {
-        1
+        // 2: gemm's AVX-512 kernels (its `x86-v4` feature, ADR 0009) on machines that have
+        // them: other float roundings there.
+        2
     }
 
     fn run(&self, ctx: &mut StageContext<'_>) -> Result<(), StageError> {
@@ -577,5 +662,59 @@ mod tests {
         assert!(err(json!({"target": "pav", "prover": "oracle"}), false).contains("`bok`"));
         let ok = Target::from_params(&Params::new(&m(json!({"target": "pav", "k": 8}))), false).unwrap();
         assert_eq!(ok.prover, ProverSpec::BestOfK(8));
+    }
+    #[test]
+    fn host_verifier_gradients_match_burn_autodiff() {
+        use rand::Rng;
+
+        use crate::models::host_train::test_support::{head_ids, params, values};
+        use crate::rng::item_rng;
+
+        let device = Device::flex();
+        let ad = device.clone().autodiff();
+        let config =
+            TransformerConfig::new(13).with_context(40).with_d_model(32).with_layers(2).with_heads(2).with_d_ff(48);
+        // Two heads, as a PAV with a learned prover; some labels missing.
+        let model = seeded(&ad, 6, || Verifier::new(config.init(&ad), 32, 2, &ad));
+        let mut rng = item_rng(7, 0, 0);
+        let train: Vec<Example> = (0..5)
+            .map(|_| {
+                let len = rng.random_range(8..39);
+                let positions: Vec<usize> = (2..len).step_by(3).collect();
+                let labels = positions
+                    .iter()
+                    .map(|_| (0..2).map(|_| rng.random_bool(0.8).then(|| rng.random_range(0.0..1.0))).collect())
+                    .collect();
+                let q_mc = vec![None; positions.len()];
+                Example {
+                    problem_id: 0,
+                    tokens: (0..len).map(|_| rng.random_range(1..13)).collect(),
+                    positions,
+                    labels,
+                    q_mc,
+                    correct: false,
+                }
+            })
+            .collect();
+        let vb = verifier_batch(&train, &[0, 1, 2, 3, 4], 40, 2).unwrap();
+        let (want, want_loss) = verifier_grads_burn(&model, &vb);
+        let (got, got_loss) = verifier_grads_host(&model, &vb, &device, &mut Workspace::default());
+        assert!((got_loss - want_loss).abs() < 1e-5 * want_loss, "loss {got_loss} vs burn {want_loss}");
+        let head = head_ids(&model.trunk);
+        let mut all: Vec<_> = params(&model.trunk).into_iter().filter(|(id, _)| !head.contains(id)).collect();
+        all.push((model.value.weight.id, 2));
+        all.push((model.value.bias.as_ref().unwrap().id, 1));
+        assert_eq!(got.len(), all.len(), "no gradient for the language-model head, one for every other parameter");
+        assert_eq!(want.len(), all.len());
+        for (i, (id, rank)) in all.into_iter().enumerate() {
+            let (g, w) = (values(&got, id, rank), values(&want, id, rank));
+            let scale = w.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            assert!(scale > 0.0, "parameter {i}: burn's gradient is zero");
+            let worst = g.iter().zip(&w).fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+            assert!(
+                worst <= 5e-5 * scale + 1e-7,
+                "parameter {i}: largest difference {worst} (largest gradient {scale})"
+            );
+        }
     }
 }

@@ -431,6 +431,93 @@ avx2_too! {
     }
 }
 
+/// What a policy-gradient step measured: the loss, the summed KL to the reference per
+/// response, and the mean per-token entropy (the `rl` kind's curve columns).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct PgStats {
+    pub loss: f64,
+    pub kl: f64,
+    pub entropy: f64,
+}
+
+/// One response token of a policy-gradient batch: its row in `[b·t]`, the token, its weight.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PgToken {
+    pub row: usize,
+    pub target: u32,
+    pub weight: f32,
+}
+
+avx2_too! {
+    /// `log_softmax` of a row into `out`.
+    fn log_softmax_row(row: &[f32], out: &mut [f32]) {
+        let m = max(row);
+        for (o, &v) in out.iter_mut().zip(row) {
+            *o = exp(v - m);
+        }
+        let log_z = sum(out).ln() + m;
+        for (o, &v) in out.iter_mut().zip(row) {
+            *o = v - log_z;
+        }
+    }
+}
+
+avx2_too! {
+    /// The policy-gradient loss of rows of logits (`[rows][vocab]`), each with its token
+    /// (`None`: not a response token, gradient zero): `−w/B · log p(y) + β/B · KL(p ‖ q)`,
+    /// `q` the reference's distribution from its logits `reference` (same rows). Each row
+    /// becomes its gradient `(w/B)(p − onehot(y)) + (β/B) p ∘ (log p − log q − KL)`. Returns
+    /// the summed loss, KL and entropy of the rows.
+    fn pg_rows(
+        logits: &mut [f32],
+        reference: Option<&[f32]>,
+        picks: &[Option<(u32, f32)>],
+        vocab: usize,
+        inv_b: f32,
+        beta: f32,
+        logp: &mut [f32],
+        logq: &mut [f32],
+    ) -> (f64, f64, f64) {
+        let (mut loss, mut kl_sum, mut entropy) = (0.0f64, 0.0f64, 0.0f64);
+        for (i, (row, pick)) in logits.chunks_exact_mut(vocab).zip(picks).enumerate() {
+            let Some((y, w)) = *pick else {
+                row.fill(0.0);
+                continue;
+            };
+            log_softmax_row(row, logp);
+            let mut h = 0.0f32;
+            for (o, &l) in row.iter_mut().zip(logp.iter()) {
+                *o = exp(l);
+                h -= *o * l;
+            }
+            entropy += h as f64;
+            loss -= (w * inv_b * logp[y as usize]) as f64;
+            let p = row;
+            let scale = w * inv_b;
+            if let Some(reference) = reference {
+                log_softmax_row(&reference[i * vocab..(i + 1) * vocab], logq);
+                let mut kl = 0.0f32;
+                for ((&pi, &l), &q) in p.iter().zip(logp.iter()).zip(logq.iter()) {
+                    kl += pi * (l - q);
+                }
+                kl_sum += (kl * inv_b) as f64;
+                loss += (beta * kl * inv_b) as f64;
+                let k = beta * inv_b;
+                for ((g, &l), &q) in p.iter_mut().zip(logp.iter()).zip(logq.iter()) {
+                    let pi = *g;
+                    *g = scale * pi + k * pi * (l - q - kl);
+                }
+            } else {
+                for g in p.iter_mut() {
+                    *g *= scale;
+                }
+            }
+            p[y as usize] -= scale;
+        }
+        (loss, kl_sum, entropy)
+    }
+}
+
 /// One layer's saved activations.
 #[derive(Default)]
 struct LayerActs {
@@ -452,6 +539,8 @@ struct LayerActs {
 /// came as new pages that the kernel zeroes (6% of a step's time).
 #[derive(Default)]
 pub struct Workspace {
+    /// `(b, t)` of the last forward pass.
+    shape: (usize, usize),
     layers: Vec<LayerActs>,
     x: Vec<f32>,
     hf: Vec<f32>,
@@ -577,11 +666,45 @@ impl HostModel {
         t: usize,
         ws: &mut Workspace,
     ) -> (StepStats, HostModel) {
+        let vocab = self.vocab;
+        assert!(targets.len() == b * t, "batch shape");
+        assert!(targets.iter().all(|&y| Some(y) == ignore || (y as usize) < vocab), "target outside the vocabulary");
+        self.forward(tokens, b, t, ws);
+        // Cross-entropy; the logits become its gradient (softmax − one-hot) / counted.
+        let counted = targets.iter().filter(|&&y| Some(y) != ignore).count();
+        let norm = 1.0 / counted.max(1) as f32;
+        let parts: Vec<(f64, usize)> = ws
+            .logits
+            .par_chunks_mut(ROWS * vocab)
+            .zip(targets.par_chunks(ROWS))
+            .map(|(lc, tc)| cross_entropy_rows(lc, tc, ignore, vocab, norm))
+            .collect();
+        let (loss_sum, correct) = parts.iter().fold((0.0, 0), |(l, c), &(pl, pc)| (l + pl, c + pc));
+        let loss = if counted == 0 { f64::NAN } else { loss_sum / counted as f64 };
+        let grads = self.backward(tokens, ws);
+        (StepStats { loss, correct, counted }, grads)
+    }
+
+    /// The forward pass of `b` sequences of `t` tokens (`tokens`, `[b][t]`), keeping in `ws`
+    /// what [`Self::backward`] reads; returns the next-token logits, `[b·t][vocab]`.
+    pub fn forward<'w>(&self, tokens: &[u32], b: usize, t: usize, ws: &'w mut Workspace) -> &'w mut [f32] {
+        let (d, vocab) = (self.d, self.vocab);
+        self.forward_hidden(tokens, b, t, ws);
+        let logits = &mut ws.logits;
+        sized(logits, b * t * vocab);
+        rows_mm(logits, vocab, &ws.hf, d, View::rm(&self.head, d, vocab, vocab), false);
+        add_bias(logits, &self.head_b);
+        &mut ws.logits
+    }
+
+    /// [`Self::forward`] up to the final hidden states (after the last LayerNorm, what the
+    /// output layer and a verifier's heads read), `[b·t][d_model]`.
+    pub fn forward_hidden<'w>(&self, tokens: &[u32], b: usize, t: usize, ws: &'w mut Workspace) -> &'w [f32] {
         let (d, d_ff, vocab, heads) = (self.d, self.d_ff, self.vocab, self.heads);
         let n = b * t;
-        assert!(tokens.len() == n && targets.len() == n && t <= self.context, "batch shape");
+        assert!(tokens.len() == n && t <= self.context, "batch shape");
         assert!(tokens.iter().all(|&x| (x as usize) < vocab), "token outside the vocabulary");
-        assert!(targets.iter().all(|&y| Some(y) == ignore || (y as usize) < vocab), "target outside the vocabulary");
+        ws.shape = (b, t);
         ws.layers.resize_with(self.blocks.len(), LayerActs::default);
         let x = &mut ws.x;
         sized(x, n * d);
@@ -615,29 +738,45 @@ impl HostModel {
             add_bias(x, &blk.ff2_b);
         }
         ln_forward(x, &self.ln_f, d, &mut ws.hf, &mut ws.lnf);
-        let logits = &mut ws.logits;
-        sized(logits, n * vocab);
-        rows_mm(logits, vocab, &ws.hf, d, View::rm(&self.head, d, vocab, vocab), false);
-        add_bias(logits, &self.head_b);
+        &ws.hf
+    }
 
-        // Cross-entropy; `logits` becomes its gradient (softmax − one-hot) / counted.
-        let counted = targets.iter().filter(|&&y| Some(y) != ignore).count();
-        let norm = 1.0 / counted.max(1) as f32;
-        let parts: Vec<(f64, usize)> = logits
-            .par_chunks_mut(ROWS * vocab)
-            .zip(targets.par_chunks(ROWS))
-            .map(|(lc, tc)| cross_entropy_rows(lc, tc, ignore, vocab, norm))
-            .collect();
-        let (loss_sum, correct) = parts.iter().fold((0.0, 0), |(l, c), &(pl, pc)| (l + pl, c + pc));
-        let loss = if counted == 0 { f64::NAN } else { loss_sum / counted as f64 };
+    /// The backward pass after [`Self::forward`] on the same `tokens` and `ws`, whose logits
+    /// the caller has overwritten with the loss's gradient at them (rows that the loss does
+    /// not read: zero). Returns the gradient at every weight, in this model's layout.
+    pub fn backward(&self, tokens: &[u32], ws: &mut Workspace) -> HostModel {
+        let (d, vocab) = (self.d, self.vocab);
+        let (b, t) = ws.shape;
+        let n = b * t;
+        assert!(tokens.len() == n && ws.logits.len() == n * vocab, "backward after forward on the same batch");
         let dlogits = &ws.logits;
-
         let mut grads = self.zeros_like();
         weight_grad(&mut grads.head, &ws.hf, d, dlogits, vocab);
         grads.head_b = col_sum(dlogits, vocab);
+        sized(&mut ws.dh, n * d);
+        rows_mm(&mut ws.dh, d, dlogits, vocab, View::rm(&self.head, d, vocab, vocab).t(), false);
+        self.backward_hidden(tokens, ws, &mut grads);
+        grads
+    }
+
+    /// The backward pass after [`Self::forward_hidden`] from `dhf`, the gradient at the final
+    /// hidden states (`[b·t][d_model]`). The output layer's gradients are zero.
+    pub fn backward_from_hidden(&self, tokens: &[u32], ws: &mut Workspace, dhf: &[f32]) -> HostModel {
+        let (b, t) = ws.shape;
+        assert!(tokens.len() == b * t && dhf.len() == b * t * self.d, "backward after forward on the same batch");
+        let mut grads = self.zeros_like();
+        ws.dh.clear();
+        ws.dh.extend_from_slice(dhf);
+        self.backward_hidden(tokens, ws, &mut grads);
+        grads
+    }
+
+    /// The trunk's backward pass from `ws.dh`, the gradient at the final hidden states.
+    fn backward_hidden(&self, tokens: &[u32], ws: &mut Workspace, grads: &mut HostModel) {
+        let (d, d_ff) = (self.d, self.d_ff);
+        let (b, t) = ws.shape;
+        let n = b * t;
         let (dh, dx, dg, datt, dqkv) = (&mut ws.dh, &mut ws.dx, &mut ws.dg, &mut ws.datt, &mut ws.dqkv);
-        sized(dh, n * d);
-        rows_mm(dh, d, dlogits, vocab, View::rm(&self.head, d, vocab, vocab).t(), false);
         dx.clear();
         dx.resize(n * d, 0.0);
         (grads.ln_f.gamma, grads.ln_f.beta) = ln_backward(dh, &ws.lnf, &self.ln_f.gamma, d, dx);
@@ -676,12 +815,68 @@ impl HostModel {
                 *o += v;
             }
         }
-        (StepStats { loss, correct, counted }, grads)
+    }
+
+    /// REINFORCE with a KL penalty (the `rl` kind's loss, as `policy_gradient` computes it
+    /// with burn): over the response `tokens` of `responses` responses in `b` sequences of
+    /// `t` input tokens, `−(1/B) Σ w log p(y) + β (1/B) Σ KL(p ‖ q)` with `B = responses`
+    /// and `q` the `reference` policy's next-token distribution at the same positions; its
+    /// gradient at every weight. `ref_ws` holds the reference's forward pass.
+    #[allow(clippy::too_many_arguments)]
+    pub fn policy_gradient(
+        &self,
+        input: &[u32],
+        b: usize,
+        t: usize,
+        tokens: &[PgToken],
+        reference: Option<&HostModel>,
+        beta: f32,
+        responses: usize,
+        ws: &mut Workspace,
+        ref_ws: &mut Workspace,
+    ) -> (PgStats, HostModel) {
+        let vocab = self.vocab;
+        let n = b * t;
+        let mut picks: Vec<Option<(u32, f32)>> = vec![None; n];
+        for tok in tokens {
+            assert!(tok.row < n && (tok.target as usize) < vocab, "response token outside the batch");
+            picks[tok.row] = Some((tok.target, tok.weight));
+        }
+        let ref_logits: Option<&[f32]> = match reference {
+            Some(r) => Some(&*r.forward(input, b, t, ref_ws)),
+            None => None,
+        };
+        let logits = self.forward(input, b, t, ws);
+        let inv_b = 1.0 / responses.max(1) as f32;
+        let parts: Vec<(f64, f64, f64)> = logits
+            .par_chunks_mut(ROWS * vocab)
+            .zip(picks.par_chunks(ROWS))
+            .enumerate()
+            .map(|(c, (lc, pc))| {
+                let rc = ref_logits.map(|r| &r[c * ROWS * vocab..][..lc.len()]);
+                let (mut lp, mut lq) = (vec![0.0f32; vocab], vec![0.0f32; vocab]);
+                pg_rows(lc, rc, pc, vocab, inv_b, beta, &mut lp, &mut lq)
+            })
+            .collect();
+        let (loss, kl, entropy) = parts.iter().fold((0.0, 0.0, 0.0), |a, p| (a.0 + p.0, a.1 + p.1, a.2 + p.2));
+        let grads = self.backward(input, ws);
+        let stats = PgStats { loss, kl, entropy: entropy / tokens.len().max(1) as f64 };
+        (stats, grads)
     }
 
     /// These gradients (of `model`'s weights, in this layout) as burn's [`GradientsParams`],
     /// tensors on `device` (the backend under the autodiff one, as autodiff hands them out).
     pub fn to_gradients(&self, model: &Transformer, device: &Device) -> GradientsParams {
+        self.gradients(model, device, true)
+    }
+
+    /// [`Self::to_gradients`] without the output layer (a verifier's trunk, whose language-model
+    /// head takes no part in its loss and so gets no gradient, as under autodiff).
+    pub fn to_trunk_gradients(&self, model: &Transformer, device: &Device) -> GradientsParams {
+        self.gradients(model, device, false)
+    }
+
+    fn gradients(&self, model: &Transformer, device: &Device, head: bool) -> GradientsParams {
         let mut out = GradientsParams::new();
         let t1 = |v: &[f32]| Tensor::<1>::from_data(TensorData::new(v.to_vec(), [v.len()]), device);
         let t2 = |v: Vec<f32>, cols: usize| {
@@ -698,14 +893,17 @@ impl HostModel {
         let d = self.d;
         for (blk, g) in model.blocks.iter().zip(&self.blocks) {
             for (which, l) in [&blk.q, &blk.k, &blk.v].into_iter().enumerate() {
-                let w: Vec<f32> = g.qkv.chunks_exact(3 * d).flat_map(|row| row[which * d..(which + 1) * d].iter().copied()).collect();
+                let w: Vec<f32> =
+                    g.qkv.chunks_exact(3 * d).flat_map(|row| row[which * d..(which + 1) * d].iter().copied()).collect();
                 linear(l, w, &g.qkv_b[which * d..(which + 1) * d]);
             }
             linear(&blk.o, g.o.clone(), &g.o_b);
             linear(&blk.ff1, g.ff1.clone(), &g.ff1_b);
             linear(&blk.ff2, g.ff2.clone(), &g.ff2_b);
         }
-        linear(&model.head, self.head.clone(), &self.head_b);
+        if head {
+            linear(&model.head, self.head.clone(), &self.head_b);
+        }
         out.register(model.tok.weight.id, t2(self.tok.clone(), d));
         out.register(model.pos.weight.id, t2(self.pos.clone(), d));
         let mut norm = |n: &burn::nn::LayerNorm, g: &Norm| {
@@ -724,32 +922,13 @@ impl HostModel {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod test_support {
     use burn::module::ParamId;
-    use burn::nn::loss::CrossEntropyLossConfig;
-    use rand::Rng;
 
     use super::*;
-    use crate::models::device::seeded;
-    use crate::models::transformer::TransformerConfig;
-    use crate::rng::item_rng;
-
-    const IGNORE: u32 = 0;
-
-    fn config() -> TransformerConfig {
-        TransformerConfig::new(11).with_context(40).with_d_model(32).with_layers(2).with_heads(2).with_d_ff(72)
-    }
-
-    /// `b` sequences of `t` random tokens; targets are the next tokens, about a fifth ignored.
-    fn batch(b: usize, t: usize, seed: u64) -> (Vec<u32>, Vec<u32>) {
-        let mut rng = item_rng(seed, 0, 0);
-        let tokens: Vec<u32> = (0..b * t).map(|_| rng.random_range(1..11)).collect();
-        let targets = (0..b * t).map(|_| if rng.random_bool(0.2) { IGNORE } else { rng.random_range(1..11) }).collect();
-        (tokens, targets)
-    }
 
     /// Every parameter of the model: (id, rank).
-    fn params(m: &Transformer) -> Vec<(ParamId, usize)> {
+    pub(crate) fn params(m: &Transformer) -> Vec<(ParamId, usize)> {
         let mut out = vec![(m.tok.weight.id, 2), (m.pos.weight.id, 2)];
         let lin = |l: &burn::nn::Linear, out: &mut Vec<(ParamId, usize)>| {
             out.push((l.weight.id, 2));
@@ -770,12 +949,61 @@ mod tests {
         out
     }
 
-    fn values(g: &GradientsParams, id: ParamId, rank: usize) -> Vec<f32> {
+    /// The parameters of the output layer (a verifier's trunk leaves them out).
+    pub(crate) fn head_ids(m: &Transformer) -> Vec<ParamId> {
+        std::iter::once(m.head.weight.id).chain(m.head.bias.as_ref().map(|b| b.id)).collect()
+    }
+
+    pub(crate) fn values(g: &GradientsParams, id: ParamId, rank: usize) -> Vec<f32> {
         let data = match rank {
             1 => g.get::<1>(id).map(|t| t.into_data()),
             _ => g.get::<2>(id).map(|t| t.into_data()),
         };
         data.expect("a gradient for every parameter").convert::<f32>().try_to_vec::<f32>().unwrap()
+    }
+
+    /// Every parameter's gradient in `got` against `want`: the largest difference at most
+    /// `tol` of the parameter's largest gradient (which must not be zero).
+    pub(crate) fn assert_close(model: &Transformer, got: &GradientsParams, want: &GradientsParams, tol: f32) {
+        let all = params(model);
+        assert_eq!(got.len(), all.len(), "one gradient per parameter");
+        assert_eq!(want.len(), all.len());
+        for (i, (id, rank)) in all.into_iter().enumerate() {
+            let (g, w) = (values(got, id, rank), values(want, id, rank));
+            assert_eq!(g.len(), w.len(), "parameter {i}: length");
+            let scale = w.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            assert!(scale > 0.0, "parameter {i}: the reference gradient is zero, the test would not see a difference");
+            let worst = g.iter().zip(&w).fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+            assert!(
+                worst <= tol * scale + 1e-7,
+                "parameter {i}: largest difference {worst} (largest gradient {scale})"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::nn::loss::CrossEntropyLossConfig;
+    use rand::Rng;
+
+    use super::*;
+    use crate::models::device::seeded;
+    use crate::models::transformer::TransformerConfig;
+    use crate::rng::item_rng;
+
+    const IGNORE: u32 = 0;
+
+    fn config() -> TransformerConfig {
+        TransformerConfig::new(11).with_context(40).with_d_model(32).with_layers(2).with_heads(2).with_d_ff(72)
+    }
+
+    /// `b` sequences of `t` random tokens; targets are the next tokens, about a fifth ignored.
+    fn batch(b: usize, t: usize, seed: u64) -> (Vec<u32>, Vec<u32>) {
+        let mut rng = item_rng(seed, 0, 0);
+        let tokens: Vec<u32> = (0..b * t).map(|_| rng.random_range(1..11)).collect();
+        let targets = (0..b * t).map(|_| if rng.random_bool(0.2) { IGNORE } else { rng.random_range(1..11) }).collect();
+        (tokens, targets)
     }
 
     #[test]
@@ -802,17 +1030,7 @@ mod tests {
         assert_eq!(stats.counted, targets.iter().filter(|&&y| y != IGNORE).count());
         assert!((stats.loss - want_loss).abs() < 1e-5 * want_loss.abs(), "loss {} vs burn {want_loss}", stats.loss);
 
-        let all = params(&model);
-        assert_eq!(got.len(), all.len(), "one gradient per parameter");
-        assert_eq!(want.len(), all.len());
-        for (i, (id, rank)) in all.into_iter().enumerate() {
-            let (g, w) = (values(&got, id, rank), values(&want, id, rank));
-            assert_eq!(g.len(), w.len(), "parameter {i}: length");
-            let scale = w.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-            assert!(scale > 0.0, "parameter {i}: burn's gradient is zero, the test would not see a difference");
-            let worst = g.iter().zip(&w).fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
-            assert!(worst <= 2e-5 * scale + 1e-7, "parameter {i}: largest difference {worst} (largest gradient {scale})");
-        }
+        test_support::assert_close(&model, &got, &want, 2e-5);
     }
 
     fn flat(m: &HostModel) -> Vec<f32> {
@@ -839,7 +1057,8 @@ mod tests {
         let run = |threads| {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
             pool.install(|| {
-                let (stats, g) = host.loss_and_grads(&tokens, &targets, Some(IGNORE), 16, 37, &mut Workspace::default());
+                let (stats, g) =
+                    host.loss_and_grads(&tokens, &targets, Some(IGNORE), 16, 37, &mut Workspace::default());
                 (stats.loss.to_bits(), stats.correct, flat(&g).iter().map(|v| v.to_bits()).collect::<Vec<_>>())
             })
         };
@@ -853,7 +1072,10 @@ mod tests {
         let _ = host.loss_and_grads(&other_tokens, &other_targets, Some(IGNORE), 5, 9, &mut ws);
         let _ = host.loss_and_grads(&tokens, &targets, Some(IGNORE), 16, 37, &mut ws);
         let (stats, g) = host.loss_and_grads(&tokens, &targets, Some(IGNORE), 16, 37, &mut ws);
-        assert_eq!((stats.loss.to_bits(), stats.correct, flat(&g).iter().map(|v| v.to_bits()).collect::<Vec<_>>()), one);
+        assert_eq!(
+            (stats.loss.to_bits(), stats.correct, flat(&g).iter().map(|v| v.to_bits()).collect::<Vec<_>>()),
+            one
+        );
     }
 
     #[test]
@@ -873,7 +1095,13 @@ mod tests {
         assert_eq!(host.len(), 25);
         for (h, b) in host.iter().zip(&burn) {
             assert_eq!(h.tokens, b.tokens, "iteration {}: counted tokens", h.iteration);
-            assert!((h.loss - b.loss).abs() <= 1e-3 * b.loss, "iteration {}: loss {} vs burn {}", h.iteration, h.loss, b.loss);
+            assert!(
+                (h.loss - b.loss).abs() <= 1e-3 * b.loss,
+                "iteration {}: loss {} vs burn {}",
+                h.iteration,
+                h.loss,
+                b.loss
+            );
         }
         assert!(host[24].loss < host[0].loss - 0.2, "training lowers the loss: {} -> {}", host[0].loss, host[24].loss);
     }
