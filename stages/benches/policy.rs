@@ -2,7 +2,7 @@
 //! ~1M-parameter transformer, with and without the key/value cache.
 //!
 //! Run: `cargo bench -p pav-stages --bench policy` (add `-- quick` for a short run, and any of
-//! `train`, `train-burn`, `kv`, `recompute` to run only those cases). Figures
+//! `train`, `train-burn`, `kv`, `recompute`, `recompute-burn` to run only those cases). Figures
 //! and the comparison with PyTorch (benches/pytorch/transformer.py) are in
 //! docs/performance.md.
 
@@ -10,6 +10,7 @@
 mod cases;
 
 use burn::prelude::Device;
+use cases::Decode;
 
 // As in the `pipeline` binary that runs the stages.
 #[global_allocator]
@@ -33,13 +34,17 @@ fn main() {
         println!("train_burn_tokens_per_s {train:.0}  (the same through burn's autodiff)");
     }
     let (batch, new) = (256, 64);
-    let cached = want("kv").then(|| cases::sample_tokens_per_s(&device, batch, new, true));
+    let run = |name: &str, decode| want(name).then(|| cases::sample_tokens_per_s(&device, batch, new, decode));
+    let cached = run("kv", Decode::Cached);
     if let Some(c) = cached {
         println!("sample_kv_tokens_per_s {c:.0}  (batch {batch}, {new} new tokens)");
     }
-    let recompute = want("recompute").then(|| cases::sample_tokens_per_s(&device, batch, new, false));
+    let recompute = run("recompute", Decode::Recompute);
     if let Some(r) = recompute {
-        println!("sample_recompute_tokens_per_s {r:.0}");
+        println!("sample_recompute_tokens_per_s {r:.0}  (the whole prefix at every step, host forward pass)");
+    }
+    if let Some(r) = run("recompute-burn", Decode::RecomputeBurn) {
+        println!("sample_recompute_burn_tokens_per_s {r:.0}  (the same through burn ops)");
     }
     if let (Some(c), Some(r)) = (cached, recompute) {
         println!("kv_speedup {:.1}x", c / r);

@@ -65,26 +65,48 @@ pub fn train_tokens_per_s(device: &Device, steps: usize, host: bool) -> f64 {
     (b * (t - 1) * steps) as f64 / start.elapsed().as_secs_f64()
 }
 
+/// How each sampled token's logits are computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decode {
+    /// One step with the preallocated key/value cache (on the CPU: the host decoding step).
+    Cached,
+    /// The whole prefix again at every step, through the host forward pass (CPU only).
+    Recompute,
+    /// The whole prefix again at every step, through burn ops.
+    RecomputeBurn,
+}
+
 /// Sampled tokens per second: `batch` rows from a 1-token prompt, `new` tokens each, drawn on
-/// the CPU from the logits as the `sample` kind does; with the key/value cache or recomputing
-/// the whole prefix at every step.
-pub fn sample_tokens_per_s(device: &Device, batch: usize, new: usize, cached: bool) -> f64 {
+/// the CPU from the logits as the `sample` kind does.
+pub fn sample_tokens_per_s(device: &Device, batch: usize, new: usize, decode: Decode) -> f64 {
     let cfg = config();
     let model = seeded(device, 2, || cfg.init(device));
-    let run = || {
+    let host = HostModel::new(&model);
+    let mut ws = Workspace::default();
+    let mut run = || {
         let mut rngs: Vec<_> = (0..batch as u64).map(|i| item_rng(3, 0, i)).collect();
         let mut seqs: Vec<Vec<i64>> = vec![vec![1]; batch];
         let mut cache = KvCache::new(&model, batch, new + 1, device);
         for _ in 0..new {
-            let logits = if cached {
-                let last: Vec<i64> = seqs.iter().map(|s| *s.last().unwrap_or(&1)).collect();
-                model.step(Tensor::<1, Int>::from_data(TensorData::new(last, [batch]), device), &mut cache)
-            } else {
-                let t = seqs[0].len();
-                let ids: Vec<i64> = seqs.iter().flatten().copied().collect();
-                model.last_logits(Tensor::<2, Int>::from_data(TensorData::new(ids, [batch, t]), device))
+            let t = seqs[0].len();
+            let logits: Vec<f32> = match decode {
+                Decode::Cached => {
+                    let last: Vec<i64> = seqs.iter().map(|s| *s.last().unwrap_or(&1)).collect();
+                    let logits =
+                        model.step(Tensor::<1, Int>::from_data(TensorData::new(last, [batch]), device), &mut cache);
+                    logits.into_data().try_to_vec::<f32>().unwrap_or_default()
+                }
+                Decode::Recompute => {
+                    let ids: Vec<u32> = seqs.iter().flatten().map(|&v| v as u32).collect();
+                    host.last_logits(&ids, batch, t, &mut ws)
+                }
+                Decode::RecomputeBurn => {
+                    let ids: Vec<i64> = seqs.iter().flatten().copied().collect();
+                    let logits =
+                        model.last_logits(Tensor::<2, Int>::from_data(TensorData::new(ids, [batch, t]), device));
+                    logits.into_data().try_to_vec::<f32>().unwrap_or_default()
+                }
             };
-            let logits: Vec<f32> = logits.into_data().try_to_vec::<f32>().unwrap_or_default();
             for (i, s) in seqs.iter_mut().enumerate() {
                 let (tok, _) = draw(&logits[i * 100..(i + 1) * 100], 1.0, rngs[i].random());
                 s.push(tok as i64);

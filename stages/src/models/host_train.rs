@@ -700,12 +700,42 @@ impl HostModel {
     /// [`Self::forward`] up to the final hidden states (after the last LayerNorm, what the
     /// output layer and a verifier's heads read), `[b·t][d_model]`.
     pub fn forward_hidden<'w>(&self, tokens: &[u32], b: usize, t: usize, ws: &'w mut Workspace) -> &'w [f32] {
+        self.hidden_pass(tokens, b, t, ws, true)
+    }
+
+    /// The logits at the last position of each of `b` sequences of `t` tokens, `[b][vocab]`:
+    /// a forward pass that keeps no activations (one layer's buffers serve every layer), for
+    /// inference without a key/value cache and for a reference policy.
+    pub fn last_logits(&self, tokens: &[u32], b: usize, t: usize, ws: &mut Workspace) -> Vec<f32> {
+        let (d, vocab) = (self.d, self.vocab);
+        let hf = self.hidden_pass(tokens, b, t, ws, false);
+        let last: Vec<f32> = (0..b).flat_map(|i| hf[((i + 1) * t - 1) * d..(i + 1) * t * d].iter().copied()).collect();
+        let mut out = vec![0.0f32; b * vocab];
+        rows_mm(&mut out, vocab, &last, d, View::rm(&self.head, d, vocab, vocab), false);
+        add_bias(&mut out, &self.head_b);
+        out
+    }
+
+    /// All logits, `[b·t][vocab]`, keeping no activations (see [`Self::last_logits`]).
+    pub fn logits<'w>(&self, tokens: &[u32], b: usize, t: usize, ws: &'w mut Workspace) -> &'w [f32] {
+        let (d, vocab) = (self.d, self.vocab);
+        self.hidden_pass(tokens, b, t, ws, false);
+        let logits = &mut ws.logits;
+        sized(logits, b * t * vocab);
+        rows_mm(logits, vocab, &ws.hf, d, View::rm(&self.head, d, vocab, vocab), false);
+        add_bias(logits, &self.head_b);
+        &ws.logits
+    }
+
+    /// The pass up to the final hidden states; with `keep`, every layer's activations stay in
+    /// `ws` for [`Self::backward`], otherwise one layer's buffers are reused by each layer.
+    fn hidden_pass<'w>(&self, tokens: &[u32], b: usize, t: usize, ws: &'w mut Workspace, keep: bool) -> &'w [f32] {
         let (d, d_ff, vocab, heads) = (self.d, self.d_ff, self.vocab, self.heads);
         let n = b * t;
         assert!(tokens.len() == n && t <= self.context, "batch shape");
         assert!(tokens.iter().all(|&x| (x as usize) < vocab), "token outside the vocabulary");
         ws.shape = (b, t);
-        ws.layers.resize_with(self.blocks.len(), LayerActs::default);
+        ws.layers.resize_with(if keep { self.blocks.len() } else { ws.layers.len().max(1) }, LayerActs::default);
         let x = &mut ws.x;
         sized(x, n * d);
         for (r, (&tok, xr)) in tokens.iter().zip(x.chunks_exact_mut(d)).enumerate() {
@@ -714,7 +744,8 @@ impl HostModel {
                 *o = a + c;
             }
         }
-        for (blk, a) in self.blocks.iter().zip(ws.layers.iter_mut()) {
+        for (l, blk) in self.blocks.iter().enumerate() {
+            let a = &mut ws.layers[if keep { l } else { 0 }];
             ln_forward(x, &blk.ln1, d, &mut a.h1, &mut a.ln1);
             sized(&mut a.qkv, n * 3 * d);
             rows_mm(&mut a.qkv, 3 * d, &a.h1, d, View::rm(&blk.qkv, d, 3 * d, 3 * d), false);
@@ -843,7 +874,7 @@ impl HostModel {
             picks[tok.row] = Some((tok.target, tok.weight));
         }
         let ref_logits: Option<&[f32]> = match reference {
-            Some(r) => Some(&*r.forward(input, b, t, ref_ws)),
+            Some(r) => Some(r.logits(input, b, t, ref_ws)),
             None => None,
         };
         let logits = self.forward(input, b, t, ws);
@@ -1031,6 +1062,23 @@ mod tests {
         assert!((stats.loss - want_loss).abs() < 1e-5 * want_loss.abs(), "loss {} vs burn {want_loss}", stats.loss);
 
         test_support::assert_close(&model, &got, &want, 2e-5);
+    }
+
+    #[test]
+    fn last_logits_match_burns_forward() {
+        let device = Device::flex();
+        let model = seeded(&device, 8, || config().init(&device));
+        let (b, t) = (5, 33);
+        let (tokens, _) = batch(b, t, 12);
+        let ids: Vec<i64> = tokens.iter().map(|&x| x as i64).collect();
+        let want = model.last_logits(Tensor::<2, Int>::from_data(TensorData::new(ids, [b, t]), &device));
+        let want = want.into_data().try_to_vec::<f32>().unwrap();
+        let mut ws = Workspace::default();
+        let got = HostModel::new(&model).last_logits(&tokens, b, t, &mut ws);
+        assert_eq!(got.len(), want.len());
+        let worst = got.iter().zip(&want).fold(0.0f32, |m, (a, w)| m.max((a - w).abs()));
+        assert!(worst < 1e-4, "largest difference {worst}");
+        assert_eq!(ws.layers.len(), 1, "an inference pass keeps one layer's buffers");
     }
 
     fn flat(m: &HostModel) -> Vec<f32> {
