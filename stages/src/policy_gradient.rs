@@ -214,9 +214,12 @@ fn transformer_grads_burn(
     Some((GradientsParams::from_grads(total.backward(), model), stats))
 }
 
-thread_local! {
-    /// The host pass's buffers (policy, reference), kept between the steps of a thread.
-    static WORKSPACES: std::cell::RefCell<(Workspace, Workspace)> = std::cell::RefCell::default();
+/// The host training pass's buffers for the policy and its reference, kept between the steps
+/// of one `rl` run (the caller owns them; dropped when the run ends).
+#[derive(Default)]
+pub struct HostBuffers {
+    policy: Workspace,
+    reference: Workspace,
 }
 
 /// The same gradients through the host training pass (CPU only), as tensors on `device`.
@@ -226,6 +229,7 @@ fn transformer_grads_host(
     batch: &[Weighted],
     beta: f64,
     device: &Device,
+    buffers: &mut HostBuffers,
 ) -> Option<(GradientsParams, StepStats)> {
     let tb = text_batch(batch, model.context());
     if tb.tokens.is_empty() {
@@ -233,26 +237,26 @@ fn transformer_grads_host(
     }
     let host = HostModel::new(model);
     let reference = reference.map(HostModel::new);
-    let (st, grads) = WORKSPACES.with_borrow_mut(|(ws, ref_ws)| {
-        host.policy_gradient(
-            &tb.input,
-            tb.b,
-            tb.t,
-            &tb.tokens,
-            reference.as_ref(),
-            beta as f32,
-            batch.len(),
-            ws,
-            ref_ws,
-        )
-    });
+    let (st, grads) = host.policy_gradient(
+        &tb.input,
+        tb.b,
+        tb.t,
+        &tb.tokens,
+        reference.as_ref(),
+        beta as f32,
+        batch.len(),
+        &mut buffers.policy,
+        &mut buffers.reference,
+    );
     let stats = StepStats { loss: st.loss, kl: st.kl, entropy: st.entropy };
     Some((grads.to_gradients(model, device), stats))
 }
 
 /// One Adam step of a text policy's transformer (on an autodiff device); sequences longer
 /// than its context are cut (their later tokens get no gradient). On the CPU the gradients
-/// come from the host training pass (`models/host_train.rs`), elsewhere from burn's autodiff.
+/// come from the host training pass (`models/host_train.rs`, with `buffers`), elsewhere from
+/// burn's autodiff.
+#[allow(clippy::too_many_arguments)]
 pub fn step_transformer(
     model: Transformer,
     reference: Option<&Transformer>,
@@ -260,10 +264,11 @@ pub fn step_transformer(
     batch: &[Weighted],
     beta: f64,
     learning_rate: f64,
+    buffers: &mut HostBuffers,
 ) -> (Transformer, StepStats) {
     let inner = model.devices().first().cloned().unwrap_or_else(Device::flex).inner();
     let grads = if on_host(&inner) {
-        transformer_grads_host(&model, reference, batch, beta, &inner)
+        transformer_grads_host(&model, reference, batch, beta, &inner, buffers)
     } else {
         transformer_grads_burn(&model, reference, batch, beta)
     };
@@ -331,7 +336,9 @@ mod tests {
             .collect();
         for beta in [0.0, 0.3] {
             let (want, ws) = transformer_grads_burn(&model, Some(&reference), &batch, beta).unwrap();
-            let (got, gs) = transformer_grads_host(&model, Some(&reference), &batch, beta, &device).unwrap();
+            let (got, gs) =
+                transformer_grads_host(&model, Some(&reference), &batch, beta, &device, &mut HostBuffers::default())
+                    .unwrap();
             assert_close(&model, &got, &want, 5e-5);
             for (name, g, w) in [("loss", gs.loss, ws.loss), ("kl", gs.kl, ws.kl), ("entropy", gs.entropy, ws.entropy)]
             {

@@ -38,7 +38,7 @@ use crate::models::checkpoint::{Checkpoint, PolicyModel};
 use crate::models::device::device;
 use crate::models::verifier::{ProverSpec, VerifierCheckpoint};
 use crate::params::Params;
-use crate::policy_gradient::{RewardMode, StepStats, step_mlp, step_transformer};
+use crate::policy_gradient::{HostBuffers, RewardMode, StepStats, step_mlp, step_transformer};
 use crate::rng::item_rng;
 use crate::sample::sample_rows;
 use crate::search_eval::VerifierValuer;
@@ -325,6 +325,7 @@ impl Stage for Rl {
             PolicyModel::Transformer(c, m) => PolicyModel::Transformer(c, m.no_grad()),
         };
         let mut optim = AdamConfig::new().init();
+        let mut buffers = HostBuffers::default();
         let mut curve = Vec::new();
         let mut model = trained.model;
         let snapshot = |m: &PolicyModel| Checkpoint {
@@ -381,7 +382,8 @@ impl Stage for Rl {
                     PolicyModel::Mlp(c, m)
                 }
                 (PolicyModel::Transformer(c, m), PolicyModel::Transformer(_, r)) => {
-                    let (m, st) = step_transformer(m, Some(r), &mut optim, &weighted, s.beta, s.learning_rate);
+                    let (m, st) =
+                        step_transformer(m, Some(r), &mut optim, &weighted, s.beta, s.learning_rate, &mut buffers);
                     stats = st;
                     PolicyModel::Transformer(c, m)
                 }

@@ -1,15 +1,23 @@
-//! The CPU training pass without burn ops: the loss and the gradients of the transformer's
-//! next-token cross-entropy, computed on host buffers with `gemm` and fused loops, then handed
-//! to burn's optimiser as [`GradientsParams`].
+//! The CPU training pass without burn ops: the loss and the gradients of the transformer,
+//! computed on host buffers with `gemm` and fused loops, then handed to burn's optimiser as
+//! [`GradientsParams`] (docs/adr/0009-host-training-pass.md).
+//!
+//! The pass is [`HostModel::forward`] (or [`HostModel::forward_hidden`]), a loss that writes
+//! its gradient at the logits (or the final hidden states), and [`HostModel::backward`] (or
+//! [`HostModel::backward_from_hidden`]). Three losses use it: next-token cross-entropy
+//! ([`HostModel::loss_and_grads`], `train-policy`), REINFORCE with a KL penalty
+//! ([`HostModel::policy_gradient`], `rl`) and a verifier's heads (`train-verifier`).
+//! [`HostModel::last_logits`] and [`HostModel::logits`] are forward passes that keep no
+//! activations.
 //!
 //! burn 0.22's autodiff records every op of the forward pass (about 40 per layer, attention
 //! written out) and replays them backwards; at the sizes of the text tasks (a few thousand
 //! rows of width 128) the fixed cost of each op and the copies between them took most of a
 //! training step. Here the forward pass keeps exactly what the backward pass reads (the
 //! normalised LayerNorm inputs and their inverse deviations, the attention probabilities,
-//! the GELU inputs), and the backward pass is written out: the same function as
-//! [`Transformer::forward`] with burn's `CrossEntropyLoss` (pad targets ignored, mean over
-//! the counted rows); a test compares loss and every gradient with burn's autodiff.
+//! the GELU inputs and sigmoid factors), and the backward pass is written out: the same
+//! function as [`Transformer::forward`]; tests compare the loss and every gradient of each of
+//! the three losses with burn's autodiff.
 //!
 //! Work splits into fixed pieces that do not depend on the thread count: rows in chunks of
 //! [`ROWS`] (and sequences for attention) for the forward and input-gradient products, and
@@ -23,6 +31,7 @@ use burn::prelude::*;
 use rayon::prelude::*;
 
 use super::host::{HostBlock, HostModel, LN_EPS, Norm, exp};
+use super::kv::dot;
 use super::transformer::Transformer;
 
 /// Rows per parallel work item in row-wise work.
@@ -172,20 +181,6 @@ fn sum(x: &[f32]) -> f32 {
     for c in chunks {
         for i in 0..8 {
             acc[i] += c[i];
-        }
-    }
-    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
-}
-
-/// `Σ a b` in eight lanes, as [`sum`].
-#[inline(always)]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0.0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
-    for (x, y) in ca.zip(cb) {
-        for i in 0..8 {
-            acc[i] += x[i] * y[i];
         }
     }
     ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
