@@ -242,6 +242,7 @@ impl Stage for Rl {
                 "`rl` trains on the problems table's `train` rows and evaluates on its `test` rows; one of them is empty".into(),
             ));
         }
+        start.check_prompts(&problems, "rl")?;
         let verifier = match ctx.inputs.get("verifier") {
             Some(path) if planted => {
                 return Err(StageError::Failed(format!(

@@ -92,6 +92,7 @@ impl Stage for Sample {
             .filter(|r| split == "all" || r.split == split)
             .collect();
         let ckpt = Checkpoint::load(port(ctx.inputs, "policy", "sample")?, &dev)?;
+        ckpt.check_prompts(&problems, "sample")?;
         let task = Task::from_params(&Params::new(&ckpt.task))?;
         let rows = sample_rows(&ckpt, &task, &problems, n, opts, ctx.seed, &dev)?;
         let right = rows.iter().filter(|r| r.correct).count();

@@ -424,6 +424,7 @@ impl Stage for SearchEval {
         if problems.is_empty() {
             return Err(StageError::Failed(format!("no `{split}` problems to search; check the `split` param")));
         }
+        policy.check_prompts(&problems, "search-eval")?;
         let ids: Vec<i64> = problems.iter().map(|r| r.problem_id).collect();
         let prompts: Vec<String> = problems.iter().map(|r| r.prompt.clone()).collect();
         let proposer = PolicyProposer { model, prompts: prompts.clone(), opts, device: dev.clone() };

@@ -467,6 +467,27 @@ impl Stage for TrainVerifier {
             return Err(StageError::Failed("train-verifier serves the text tasks (arith, jsonl)".into()));
         }
         let dropped: usize = train.iter().map(|e| e.positions.iter().filter(|&&p| p >= config.context).count()).sum();
+        let usable: usize = train
+            .iter()
+            .map(|e| {
+                e.positions
+                    .iter()
+                    .zip(&e.labels)
+                    .filter(|(pos, l)| **pos < config.context && l.iter().any(Option::is_some))
+                    .count()
+            })
+            .sum();
+        if usable == 0 {
+            return Err(StageError::Failed(format!(
+                "every labelled step of the `train` responses ({readouts}) lies beyond the verifier's context of {} tokens, so there is nothing to train on; {}",
+                config.context,
+                if ctx.inputs.contains_key("policy") {
+                    "train the `policy` with a larger `context` (train-policy param)"
+                } else {
+                    "raise `context`"
+                }
+            )));
+        }
         let meta = VerifierMeta { target: target.name.clone(), prover: target.prover, alpha: target.alpha, task };
         let outs = meta.outputs();
         let init = seeded(&ad, ctx.seed, || {
@@ -590,6 +611,56 @@ mod tests {
         // The checkpoint reloads with its meaning.
         let ckpt = VerifierCheckpoint::load(&v["verifier"], &burn::prelude::Device::flex()).unwrap();
         assert_eq!((ckpt.meta.target.as_str(), ckpt.meta.prover), ("pqv", ProverSpec::None));
+    }
+
+    /// Inputs that fit no context are errors naming the fix, not empty responses counted wrong
+    /// or a verifier saved untrained: `sample` on prompts longer than the policy's context, and
+    /// `train-verifier` whose every labelled step lies beyond its own context.
+    #[test]
+    fn prompts_and_labels_beyond_the_context_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let task = small_arith();
+        let probs = run_kind(&Problems, d, "p", merged(&task, json!({"train": 8, "test": 4})), 1, &[]).unwrap();
+        let problems = probs["problems"].clone();
+        let tiny = json!({"d_model": 16, "layers": 1, "heads": 2, "d_ff": 32, "context": 64, "iterations": 2});
+        let pol = run_kind(&TrainPolicy, d, "pol", merged(&task, tiny), 2, &[("problems", problems.clone())]).unwrap();
+        let policy = pol["policy"].clone();
+
+        // Twelve operations make prompts of about 80 tokens, past the context of 64.
+        let long =
+            run_kind(&Problems, d, "long", merged(&task, json!({"steps": 12, "train": 2, "test": 2})), 1, &[]).unwrap();
+        let err = run_kind(
+            &Sample,
+            d,
+            "s-long",
+            json!({"n": 1}),
+            3,
+            &[("problems", long["problems"].clone()), ("policy", policy.clone())],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("leaves no room for a response") && err.contains("`context`"), "{err}");
+        let long_inputs = [("problems", long["problems"].clone()), ("policy", policy.clone())];
+        let err = run_kind(&crate::rl::Rl, d, "rl-long", json!({"mode": "outcome", "iterations": 1}), 3, &long_inputs)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`rl`") && err.contains("leaves no room for a response"), "{err}");
+        let err = run_kind(&crate::search_eval::SearchEval, d, "se-long", json!({"n": [1]}), 3, &long_inputs)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`search-eval`") && err.contains("leaves no room for a response"), "{err}");
+
+        let both = [("problems", problems.clone()), ("policy", policy.clone())];
+        let seeds = run_kind(&Sample, d, "seeds", json!({"n": 1}), 3, &both).unwrap();
+        let inputs = [("problems", problems.clone()), ("samples", seeds["samples"].clone()), ("policy", policy)];
+        let labels = run_kind(&RolloutLabel, d, "labels", json!({"n_mc": 1}), 4, &inputs).unwrap();
+        let inputs =
+            [("problems", problems), ("samples", seeds["samples"].clone()), ("labels", labels["labels"].clone())];
+        let small =
+            json!({"target": "pqv", "iterations": 2, "context": 8, "d_model": 16, "layers": 1, "heads": 2, "d_ff": 32});
+        let err = run_kind(&TrainVerifier, d, "v", small, 5, &inputs).unwrap_err().to_string();
+        assert!(err.contains("beyond the verifier's context of 8") && err.contains("raise `context`"), "{err}");
     }
 
     #[test]

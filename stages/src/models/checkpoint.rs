@@ -86,6 +86,17 @@ impl Checkpoint {
         .map_err(|e| failed("cannot write weights to", dir, e))
     }
 
+    /// For a transformer policy, an error naming the first problem whose prompt fills the
+    /// context (see [`TransformerConfig::check_prompts`]); the planted MLP has no prompts.
+    pub fn check_prompts(&self, problems: &[crate::table::ProblemRow], stage: &str) -> Result<(), StageError> {
+        match &self.model {
+            PolicyModel::Transformer(c, _) => c
+                .check_prompts(problems.iter().map(|r| (r.problem_id, r.prompt.as_str())), stage)
+                .map_err(StageError::Failed),
+            PolicyModel::Mlp(..) => Ok(()),
+        }
+    }
+
     /// Read a checkpoint written by [`Checkpoint::save`]; errors name the file and the problem.
     pub fn load(dir: &Path, device: &Device) -> Result<Checkpoint, StageError> {
         let cfg_path = dir.join("config.json");
@@ -114,6 +125,7 @@ impl Checkpoint {
             Some("transformer") => {
                 let c: TransformerConfig =
                     serde_json::from_value(model_cfg).map_err(|e| failed("bad transformer config in", dir, e))?;
+                c.validate_loaded().map_err(|e| failed("bad transformer config in", dir, e))?;
                 let m =
                     c.init(device).try_load_file(&weights).map_err(|e| failed("cannot load weights from", dir, e))?;
                 PolicyModel::Transformer(c, m)
@@ -128,5 +140,62 @@ impl Checkpoint {
             other => return Err(failed("unknown architecture in", dir, format!("{other:?}"))),
         };
         Ok(Checkpoint { model, task })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::table::ProblemRow;
+    use crate::tokenizer::VOCAB;
+
+    fn policy(dir: &Path, context: usize) -> Checkpoint {
+        let dev = Device::flex();
+        let c = TransformerConfig::new(VOCAB)
+            .with_context(context)
+            .with_d_model(8)
+            .with_layers(1)
+            .with_heads(2)
+            .with_d_ff(8);
+        let ckpt = Checkpoint { model: PolicyModel::Transformer(c.clone(), c.init(&dev)), task: Map::new() };
+        ckpt.save(dir).unwrap();
+        Checkpoint::load(dir, &dev).unwrap()
+    }
+
+    /// A hand-edited config.json whose shape the model cannot have is refused at load time,
+    /// naming the file and the field.
+    #[test]
+    fn a_policy_config_the_passes_cannot_run_is_refused_naming_the_field() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("p");
+        policy(&dir, 16);
+        let original: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+        for (pointer, value, expected) in
+            [("/model/heads", 3, "`heads`"), ("/model/heads", 0, "`heads`"), ("/model/vocab", 20, "`vocab`")]
+        {
+            let mut meta = original.clone();
+            *meta.pointer_mut(pointer).unwrap() = json!(value);
+            std::fs::write(dir.join("config.json"), meta.to_string()).unwrap();
+            let Err(e) = Checkpoint::load(&dir, &Device::flex()) else { panic!("{pointer} = {value}: loaded") };
+            let e = e.to_string();
+            assert!(e.contains(expected) && e.contains(&dir.display().to_string()), "{pointer} = {value}: {e}");
+        }
+    }
+
+    /// A prompt that fills the context is an error naming the problem, the lengths and the
+    /// param to change; a prompt that leaves one token of room is accepted.
+    #[test]
+    fn a_prompt_that_fills_the_context_is_an_error_naming_the_problem() {
+        let d = tempfile::tempdir().unwrap();
+        let prompt = "1 + 2 = ?";
+        let len = crate::tokenizer::encode_prompt(prompt).len();
+        let row = |id| ProblemRow { problem_id: id, split: "train".into(), prompt: prompt.into(), answer: "3".into() };
+        let fits = policy(&d.path().join("a"), len + 1);
+        assert!(fits.check_prompts(&[row(1), row(2)], "sample").is_ok());
+        let full = policy(&d.path().join("b"), len);
+        let e = full.check_prompts(&[row(7)], "sample").unwrap_err().to_string();
+        for part in ["`sample`", "problem 7", &format!("{len} tokens"), "`context`"] {
+            assert!(e.contains(part), "missing {part:?} in: {e}");
+        }
     }
 }

@@ -43,6 +43,41 @@ impl TransformerConfig {
         Ok(())
     }
 
+    /// Check a config read from a checkpoint's `config.json`: its shape (as [`Self::validate`])
+    /// and the tokenizer's vocabulary, so that a hand-edited or foreign file fails here, before
+    /// any pass reads the weights with the wrong shape.
+    pub fn validate_loaded(&self) -> Result<(), String> {
+        self.validate()?;
+        if self.vocab != crate::tokenizer::VOCAB {
+            return Err(format!(
+                "`vocab` is {}, but the byte tokenizer has {} tokens",
+                self.vocab,
+                crate::tokenizer::VOCAB
+            ));
+        }
+        Ok(())
+    }
+
+    /// The error for the first problem whose prompt leaves no room for a response in the
+    /// context (prompt and response together are at most `context` tokens): without it such a
+    /// problem would get an empty response and count as answered wrong.
+    pub fn check_prompts<'a>(
+        &self,
+        prompts: impl IntoIterator<Item = (i64, &'a str)>,
+        stage: &str,
+    ) -> Result<(), String> {
+        for (id, prompt) in prompts {
+            let len = crate::tokenizer::encode_prompt(prompt).len();
+            if len >= self.context {
+                return Err(format!(
+                    "`{stage}`: problem {id}'s prompt is {len} tokens, but the policy's context is {} tokens for prompt and response together, which leaves no room for a response; train the policy with a larger `context` (train-policy param) or use shorter problems",
+                    self.context
+                ));
+            }
+        }
+        Ok(())
+    }
+
     pub fn init(&self, device: &Device) -> Transformer {
         let lin = |i, o| LinearConfig::new(i, o).init(device);
         let blocks = (0..self.layers)

@@ -162,6 +162,7 @@ impl VerifierCheckpoint {
         }
         let config: TransformerConfig = serde_json::from_value(meta.get("model").cloned().unwrap_or(Value::Null))
             .map_err(|e| failed("bad model config in", dir, e))?;
+        config.validate_loaded().map_err(|e| failed("bad model config in", dir, e))?;
         // Every field `save` writes is required: a checkpoint that lacks one was not written by
         // this version, and a default (e.g. alpha 0) would silently change what it scores.
         let missing = |field: &str, expected: &str| {
@@ -255,8 +256,12 @@ mod tests {
     fn a_config_without_a_saved_field_is_an_error_naming_it() {
         let dev = Device::flex();
         let d = tempfile::tempdir().unwrap();
-        let config =
-            TransformerConfig::new(20).with_context(8).with_d_model(8).with_layers(1).with_heads(2).with_d_ff(8);
+        let config = TransformerConfig::new(crate::tokenizer::VOCAB)
+            .with_context(8)
+            .with_d_model(8)
+            .with_layers(1)
+            .with_heads(2)
+            .with_d_ff(8);
         let meta =
             VerifierMeta { target: "pav".into(), prover: ProverSpec::BestOfK(4), alpha: 0.5, task: Default::default() };
         let model = Verifier::new(config.init(&dev), 8, meta.outputs(), &dev);
@@ -278,6 +283,15 @@ mod tests {
             std::fs::write(dir.join("config.json"), meta.to_string()).unwrap();
             let Err(e) = VerifierCheckpoint::load(&dir, &dev) else { panic!("{pointer}: loaded without it") };
             assert!(e.to_string().contains(field), "{pointer}: {e}");
+        }
+        // A model shape the passes cannot run (heads not dividing d_model, another vocabulary)
+        // is refused when loading, not found later as a panic or as silently wrong scores.
+        for (pointer, value, expected) in [("/model/heads", 3, "`heads`"), ("/model/vocab", 20, "`vocab`")] {
+            let mut meta = original.clone();
+            *meta.pointer_mut(pointer).unwrap() = json!(value);
+            std::fs::write(dir.join("config.json"), meta.to_string()).unwrap();
+            let Err(e) = VerifierCheckpoint::load(&dir, &dev) else { panic!("{pointer}: loaded with {value}") };
+            assert!(e.to_string().contains(expected) && e.to_string().contains("config"), "{pointer}: {e}");
         }
     }
 }
