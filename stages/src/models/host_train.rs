@@ -31,7 +31,6 @@ use burn::prelude::*;
 use rayon::prelude::*;
 
 use super::host::{HostBlock, HostModel, LN_EPS, Norm, exp};
-use super::kv::dot;
 use super::transformer::Transformer;
 
 /// Rows per parallel work item in row-wise work.
@@ -181,6 +180,22 @@ fn sum(x: &[f32]) -> f32 {
     for c in chunks {
         for i in 0..8 {
             acc[i] += c[i];
+        }
+    }
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
+}
+
+/// `Σ a b` in eight lanes, as [`sum`]. Not `kv::dot`: that one adds its lanes in another
+/// order, and each stage's float rounding is pinned by its version (sharing one function
+/// changed the trained policies' tables under unchanged cache keys).
+#[inline(always)]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
+    for (x, y) in ca.zip(cb) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
         }
     }
     ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
@@ -536,6 +551,8 @@ struct LayerActs {
 pub struct Workspace {
     /// `(b, t)` of the last forward pass.
     shape: (usize, usize),
+    /// Whether the last forward pass kept every layer's activations (a backward pass needs it).
+    kept: bool,
     layers: Vec<LayerActs>,
     x: Vec<f32>,
     hf: Vec<f32>,
@@ -730,6 +747,7 @@ impl HostModel {
         assert!(tokens.len() == n && t <= self.context, "batch shape");
         assert!(tokens.iter().all(|&x| (x as usize) < vocab), "token outside the vocabulary");
         ws.shape = (b, t);
+        ws.kept = keep;
         ws.layers.resize_with(if keep { self.blocks.len() } else { ws.layers.len().max(1) }, LayerActs::default);
         let x = &mut ws.x;
         sized(x, n * d);
@@ -802,6 +820,8 @@ impl HostModel {
         let (d, d_ff) = (self.d, self.d_ff);
         let (b, t) = ws.shape;
         let n = b * t;
+        // After `logits`/`last_logits` the workspace holds only the last layer's activations.
+        assert!(ws.kept, "a backward pass needs `forward` or `forward_hidden` (not `logits`) on this workspace");
         let (dh, dx, dg, datt, dqkv) = (&mut ws.dh, &mut ws.dx, &mut ws.dg, &mut ws.datt, &mut ws.dqkv);
         dx.clear();
         dx.resize(n * d, 0.0);
@@ -1057,6 +1077,20 @@ mod tests {
         assert!((stats.loss - want_loss).abs() < 1e-5 * want_loss.abs(), "loss {} vs burn {want_loss}", stats.loss);
 
         test_support::assert_close(&model, &got, &want, 2e-5);
+    }
+
+    /// A workspace that last ran `logits` holds one layer's activations: a backward pass on it
+    /// would read stale buffers, so it is refused rather than returning wrong gradients.
+    #[test]
+    #[should_panic(expected = "a backward pass needs `forward` or `forward_hidden`")]
+    fn backward_after_a_pass_that_kept_nothing_is_refused() {
+        let device = Device::flex();
+        let host = HostModel::new(&seeded(&device, 8, || config().init(&device)));
+        let (tokens, targets) = batch(2, 9, 3);
+        let mut ws = Workspace::default();
+        host.loss_and_grads(&tokens, &targets, Some(IGNORE), 2, 9, &mut ws);
+        host.logits(&tokens, 2, 9, &mut ws);
+        host.backward(&tokens, &mut ws);
     }
 
     #[test]
