@@ -28,6 +28,7 @@ impl Builtins {
                     inputs: i.inputs.iter().map(|p| p.name.to_string()).collect(),
                     optional_inputs: i.inputs.iter().filter(|p| p.optional).map(|p| p.name.to_string()).collect(),
                     outputs: i.outputs.iter().map(|p| (p.name.to_string(), p.file.to_string())).collect(),
+                    path_params: s.path_params().iter().map(|p| p.to_string()).collect(),
                 }
             })
             .collect();

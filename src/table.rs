@@ -109,6 +109,9 @@ pub struct Columns {
     pub data: Vec<(String, Vec<Cell>)>,
 }
 
+/// The most rows [`read_columns`] reads: each becomes a [`Cell`] per column in memory.
+pub const MAX_READ_ROWS: u64 = 100_000_000;
+
 /// Read the named top-level columns of a Parquet file (names it lacks are skipped: compare
 /// with [`Columns::names`]).
 pub fn read_columns(path: &Path, wanted: &[&str]) -> Result<Columns, String> {
@@ -117,12 +120,19 @@ pub fn read_columns(path: &Path, wanted: &[&str]) -> Result<Columns, String> {
         .map_err(|e| format!("{} is not a readable Parquet file: {e}", path.display()))?;
     let meta = reader.metadata().file_metadata();
     let rows = meta.num_rows().max(0) as u64;
+    if rows > MAX_READ_ROWS {
+        return Err(format!(
+            "{} claims {rows} rows, more than the {MAX_READ_ROWS} that are read into memory here; if the file is real, summarise it in a stage first",
+            path.display()
+        ));
+    }
     let root = meta.schema_descr().root_schema();
     let fields = root.get_fields();
     let names: Vec<String> = fields.iter().map(|f| f.name().to_string()).collect();
     let picked: Vec<_> = fields.iter().filter(|f| wanted.contains(&f.name())).cloned().collect();
     let mut data: Vec<(String, Vec<Cell>)> =
-        picked.iter().map(|f| (f.name().to_string(), Vec::with_capacity(rows as usize))).collect();
+        // The footer's count is a claim: grow as rows arrive rather than trust it up front.
+        picked.iter().map(|f| (f.name().to_string(), Vec::with_capacity(rows.min(1 << 16) as usize))).collect();
     if !picked.is_empty() {
         let projection = Type::group_type_builder(root.name())
             .with_fields(picked)

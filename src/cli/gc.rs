@@ -14,6 +14,9 @@ pub struct Args {
     /// List what would be removed, remove nothing
     #[arg(long)]
     pub dry_run: bool,
+    /// Do not ask before removing (the default when stdin is not a terminal)
+    #[arg(long, short)]
+    pub yes: bool,
 }
 
 pub fn exec(ctx: &Context, a: Args) -> Result<(), OpError> {
@@ -21,5 +24,6 @@ pub fn exec(ctx: &Context, a: Args) -> Result<(), OpError> {
         Ok(d) => d,
         Err(message) => return Err(OpError::Usage { message, help: None }),
     };
-    gc(ctx, &GcOpts { keep: a.keep, older_than, dry_run: a.dry_run })
+    let confirm = !a.yes && ctx.printer.interactive();
+    gc(ctx, &GcOpts { keep: a.keep, older_than, dry_run: a.dry_run, confirm })
 }

@@ -61,6 +61,9 @@ pub enum Command {
 /// Entry point of the binary; returns the exit code.
 pub fn main() -> i32 {
     std::panic::set_hook(Box::new(|info| {
+        if crate::engine::exec::panic::capture(info) {
+            return;
+        }
         eprintln!("error: internal error in pav-pipeline: {info}");
         eprintln!("This is a bug; please report it with the command you ran and this message.");
     }));

@@ -17,7 +17,7 @@ pub fn explain(ctx: &Context, opts: &ExplainOpts) -> Result<(), OpError> {
     let targets = select::matching(&dag, std::slice::from_ref(&opts.stage)).map_err(unknown_target)?;
     // A decision depends only on the instance itself, so only the targets are decided.
     let selected: Vec<bool> = (0..dag.instances.len()).map(|i| targets.contains(&i)).collect();
-    let cache = ctx.open_cache()?;
+    let cache = ctx.existing_cache()?;
     let p = &ctx.printer;
     if targets.is_empty() {
         p.out(&format!(

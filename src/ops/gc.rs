@@ -1,5 +1,6 @@
 //! `pipeline gc [FILE...] [--older-than AGE] [--dry-run]`: remove cache entries that the given
-//! pipelines do not reach (and/or that are older than AGE), under the exclusive gc lock.
+//! pipelines do not reach (and/or that are older than AGE), under the exclusive gc lock. On a
+//! terminal it lists what would go and asks first, unless `--yes`.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -12,6 +13,8 @@ pub struct GcOpts {
     pub keep: Vec<PathBuf>,
     pub older_than: Option<Duration>,
     pub dry_run: bool,
+    /// Show what would be removed and ask first (a terminal without `--yes`).
+    pub confirm: bool,
 }
 
 /// Parse `30d`, `12h`, `45m`, `90s` (a bare number means days).
@@ -42,7 +45,7 @@ pub fn gc(ctx: &Context, opts: &GcOpts) -> Result<(), OpError> {
         let dag = ctx.load(f)?;
         roots.extend(dag.instances.iter().map(|i| i.key.clone()));
     }
-    let cache = ctx.open_cache()?;
+    let cache = ctx.existing_cache()?;
     let p = &ctx.printer;
     let lock = match cache.gc_lock().map_err(|e| OpError::Failed(format!("cannot lock the cache: {e}")))? {
         Some(l) => l,
@@ -56,7 +59,31 @@ pub fn gc(ctx: &Context, opts: &GcOpts) -> Result<(), OpError> {
         older_than: opts.older_than,
         dry_run: opts.dry_run,
     };
+    if opts.confirm && !opts.dry_run {
+        // Show what would go, then ask; anything but yes removes nothing.
+        let preview = cache
+            .gc(&lock, &GcOptions { dry_run: true, ..gopts.clone() })
+            .map_err(|e| OpError::Failed(format!("gc failed: {e}")))?;
+        if preview.removed.is_empty() && preview.tmp_removed == 0 && preview.links_removed == 0 {
+            p.info("nothing to remove");
+            return Ok(());
+        }
+        let question = format!(
+            "remove {} entries, {} temp dirs and {} stale links ({})? [y/N] ",
+            preview.removed.len(),
+            preview.tmp_removed,
+            preview.links_removed,
+            human_bytes(preview.bytes_freed)
+        );
+        if !p.confirm(&question) {
+            p.info("nothing removed");
+            return Ok(());
+        }
+    }
     let report = cache.gc(&lock, &gopts).map_err(|e| OpError::Failed(format!("gc failed: {e}")))?;
+    for w in &report.warnings {
+        p.warn(w);
+    }
     let verb = if report.dry_run { "would remove" } else { "removed" };
     for r in &report.removed {
         p.out(&format!(

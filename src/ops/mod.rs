@@ -12,6 +12,7 @@ pub mod run;
 pub mod show;
 pub mod status;
 pub mod verify;
+mod write_file;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -54,15 +55,43 @@ pub struct Context {
 }
 
 impl Context {
-    pub fn open_cache(&self) -> Result<Cache, OpError> {
-        // Absolute, so that input paths handed to commands and gathered links work from any
-        // working directory.
+    /// The cache root as an absolute path, so that input paths handed to commands and
+    /// gathered links work from any working directory.
+    fn cache_path(&self) -> PathBuf {
         let root =
             std::env::current_dir().map(|d| d.join(&self.cache_root)).unwrap_or_else(|_| self.cache_root.clone());
-        let root = crate::engine::spec::source::normalize(&root);
-        Cache::open(root)
+        crate::engine::spec::source::normalize(&root)
+    }
+
+    /// Open the cache, creating it if needed (commands that write: run, check).
+    pub fn open_cache(&self) -> Result<Cache, OpError> {
+        Cache::open(self.cache_path())
             .map(|c| c.with_row_counter(Arc::new(ParquetRows)))
             .map_err(|e| OpError::Failed(format!("cannot open the cache at {}: {e}", self.cache_root.display())))
+    }
+
+    /// Open an existing cache without creating anything (commands that only read: status,
+    /// show, explain, report, verify, gc). No cache there is an error that says where it looked.
+    pub fn existing_cache(&self) -> Result<Cache, OpError> {
+        self.maybe_cache().ok_or_else(|| OpError::Usage {
+            message: format!("no cache at {}", self.cache_root.display()),
+            help: Some(self.no_cache_help()),
+        })
+    }
+
+    /// Like [`Context::existing_cache`], but `None` when there is no cache (plan: everything
+    /// would run).
+    pub fn maybe_cache(&self) -> Option<Cache> {
+        Cache::open_existing(self.cache_path()).map(|c| c.with_row_counter(Arc::new(ParquetRows)))
+    }
+
+    /// A handle on the cache root that creates nothing, for plan when there is no cache yet.
+    pub fn absent_cache(&self) -> Cache {
+        Cache::at(self.cache_path())
+    }
+
+    pub fn no_cache_help(&self) -> String {
+        "run `pipeline run FILE` first, or point at the cache with `--cache DIR` or `PIPELINE_CACHE` (the default is ./cache, relative to the current directory)".to_string()
     }
 
     /// Load, validate and expand a pipeline file.

@@ -89,7 +89,15 @@ pub struct Report {
 
 pub fn report(ctx: &Context, opts: &ReportOpts) -> Result<(), OpError> {
     let dag = ctx.load(&opts.file)?;
-    let cache = ctx.open_cache()?;
+    // No cache yet: the page is still written, with every figure and table marked not run.
+    let cache = ctx.maybe_cache().unwrap_or_else(|| {
+        ctx.printer.warn(&format!(
+            "no cache at {}, so nothing has run yet ({})",
+            ctx.cache_root.display(),
+            ctx.no_cache_help()
+        ));
+        ctx.absent_cache()
+    });
     let instances: Vec<InstanceEntry> = dag
         .instances
         .iter()
@@ -122,7 +130,7 @@ pub fn report(ctx: &Context, opts: &ReportOpts) -> Result<(), OpError> {
         tables,
     });
     let out = opts.out.clone().unwrap_or_else(|| default_out(&opts.file));
-    write_atomic(&out, page.as_bytes())
+    super::write_file::write_atomic(&out, page.as_bytes())
         .map_err(|e| OpError::Failed(format!("cannot write the report to {}: {e}", out.display())))?;
     let p = &ctx.printer;
     if ctx.json {
@@ -224,20 +232,6 @@ fn key_tables(dag: &Dag, instances: &[InstanceEntry], cache: &crate::engine::cac
 fn default_out(file: &Path) -> PathBuf {
     let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "pipeline".into());
     PathBuf::from(format!("{stem}-report.html"))
-}
-
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    std::fs::create_dir_all(&dir)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(&dir)?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
 }
 
 fn figure_entry(dag: &Dag, i: usize, manifest: Option<&Manifest>, object: &Path) -> FigureEntry {

@@ -57,7 +57,17 @@ pub fn run(ctx: &Context, opts: &RunOpts) -> Result<(), OpError> {
 pub fn execute(ctx: &Context, dag: &Dag, opts: &RunOpts) -> Result<RunSummary, OpError> {
     let selected = select::with_ancestors(dag, &opts.targets).map_err(unknown_target)?;
     let cache = ctx.open_cache()?;
-    let _run_lock = cache.run_lock().map_err(|e| OpError::Failed(format!("cannot lock the cache: {e}")))?;
+    let lock_err = |e| OpError::Failed(format!("cannot lock the cache: {e}"));
+    let _run_lock = match cache.try_run_lock().map_err(lock_err)? {
+        Some(lock) => lock,
+        None => {
+            ctx.printer.info(&format!(
+                "waiting for `pipeline gc` to finish with the cache at {} (it holds the cache's lock)...",
+                cache.root().display()
+            ));
+            cache.run_lock().map_err(lock_err)?
+        }
+    };
     let total = selected.iter().filter(|&&s| s).count();
     let mut progress = Progress::new(&ctx.printer, total);
     let exec = LocalExecutor { kinds: &ctx.kinds };

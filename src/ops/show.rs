@@ -17,7 +17,7 @@ pub struct ShowOpts {
 pub fn show(ctx: &Context, opts: &ShowOpts) -> Result<(), OpError> {
     let dag = ctx.load(&opts.file)?;
     let targets = select::matching(&dag, std::slice::from_ref(&opts.stage)).map_err(unknown_target)?;
-    let cache = ctx.open_cache()?;
+    let cache = ctx.existing_cache()?;
     let p = &ctx.printer;
     let mut missing = 0;
     for &i in &targets {

@@ -24,7 +24,7 @@ struct Row<'a> {
 
 pub fn status(ctx: &Context, opts: &StatusOpts) -> Result<(), OpError> {
     let dag = ctx.load(&opts.file)?;
-    let cache = ctx.open_cache()?;
+    let cache = ctx.existing_cache()?;
     let rows: Vec<Row> = dag
         .instances
         .iter()

@@ -65,6 +65,23 @@ impl Printer {
         let _ = writeln!(std::io::stderr().lock(), "{} {msg}", self.red("error:"));
     }
 
+    /// Ask a yes/no question on stderr and read the answer from stdin; only `y` or `yes`
+    /// (any case) is yes. End of input or a read error is no.
+    pub fn confirm(&self, question: &str) -> bool {
+        let _ = write!(std::io::stderr().lock(), "{question}");
+        let _ = std::io::stderr().flush();
+        let mut answer = String::new();
+        match std::io::stdin().read_line(&mut answer) {
+            Ok(n) if n > 0 => matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes"),
+            _ => false,
+        }
+    }
+
+    /// Whether a person can answer questions: stdin and stderr are terminals.
+    pub fn interactive(&self) -> bool {
+        self.stderr_tty && std::io::stdin().is_terminal()
+    }
+
     /// Raw text to stderr, unconditionally (error reports).
     pub fn err_raw(&self, text: &str) {
         let _ = write!(std::io::stderr().lock(), "{text}");

@@ -86,6 +86,12 @@ pub trait Stage: Send + Sync {
     fn info(&self) -> StageInfo;
     /// Implementation version; enters the cache key. Bump it whenever results would change.
     fn version(&self) -> u32;
+    /// Params whose string value names a file (relative to the pipeline file) that the stage
+    /// reads: the engine hashes the file's content into the stage's key, so editing the file
+    /// reruns the stage without the user also listing it in `deps`.
+    fn path_params(&self) -> &'static [&'static str] {
+        &[]
+    }
     /// Run the stage once.
     fn run(&self, ctx: &mut StageContext<'_>) -> Result<(), StageError>;
 }

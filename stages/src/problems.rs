@@ -49,6 +49,11 @@ impl Stage for Problems {
         1
     }
 
+    fn path_params(&self) -> &'static [&'static str] {
+        // The jsonl task's problem file.
+        &["path"]
+    }
+
     fn run(&self, ctx: &mut StageContext<'_>) -> Result<(), StageError> {
         let p = Params::new(ctx.params);
         let task = Task::from_params(&p)?;

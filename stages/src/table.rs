@@ -33,13 +33,25 @@ pub struct ProblemRow {
     pub answer: String,
 }
 
+/// The most rows a built-in stage reads from one input table.
+pub const MAX_TABLE_ROWS: i64 = 100_000_000;
+
 /// Read every record batch of a Parquet file.
 pub fn read_parquet(path: &Path) -> Result<Vec<RecordBatch>, StageError> {
     let file = std::fs::File::open(path)
         .map_err(|e| StageError::Failed(format!("cannot open input table {}: {e}", path.display())))?;
-    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-        .and_then(|b| b.build())
-        .map_err(|e| StageError::Failed(format!("{} is not a readable Parquet table: {e}", path.display())))?;
+    let not_parquet = |e| StageError::Failed(format!("{} is not a readable Parquet table: {e}", path.display()));
+    let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).map_err(not_parquet)?;
+    // The footer's row count is a claim that a corrupt or hostile file can inflate: refuse
+    // what could not fit in memory instead of aborting on allocation.
+    let rows = builder.metadata().file_metadata().num_rows();
+    if !(0..=MAX_TABLE_ROWS).contains(&rows) {
+        return Err(StageError::Failed(format!(
+            "{} claims {rows} rows; built-in stages read at most {MAX_TABLE_ROWS} rows of a table",
+            path.display()
+        )));
+    }
+    let reader = builder.build().map_err(not_parquet)?;
     reader
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| StageError::Failed(format!("cannot read {}: {e}", path.display())))

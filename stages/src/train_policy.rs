@@ -91,6 +91,11 @@ impl Stage for TrainPolicy {
         2
     }
 
+    fn path_params(&self) -> &'static [&'static str] {
+        // The jsonl task's problem file.
+        &["path"]
+    }
+
     fn run(&self, ctx: &mut StageContext<'_>) -> Result<(), StageError> {
         let p = Params::new(ctx.params);
         let task = Task::from_params(&p)?;
@@ -217,8 +222,9 @@ fn text_examples(
         }
         Task::Jsonl(j) => {
             let path = dir.join(&j.path);
-            let solutions =
-                jsonl::read_solutions(&path, &j.problem_field, &j.solution_field).map_err(StageError::Failed)?;
+            let named = p.raw("solution_field").is_some();
+            let solutions = jsonl::read_solutions(&path, &j.problem_field, &j.solution_field, named)
+                .map_err(|message| StageError::Param { field: "solution_field".into(), message })?;
             for row in &train {
                 let steps = match solutions.get(&row.prompt) {
                     Some(s) => tokenizer::steps(s),

@@ -137,6 +137,18 @@ fn status_lists_cached_and_missing_instances() {
 #[test]
 fn show_prints_the_output_path_and_content() {
     let p = project();
+    // Read-only commands never create a cache: without one they say where they looked.
+    for args in
+        [&["show", "p.yaml", "double"][..], &["status", "p.yaml"], &["explain", "p.yaml", "double"], &["verify"]]
+    {
+        let out = p.pipeline(args).expect_code(2);
+        assert!(out.stderr.contains("no cache at ") && out.stderr.contains("--cache"), "{args:?}: {}", out.stderr);
+    }
+    let out = p.pipeline(&["plan", "p.yaml"]).expect_code(0);
+    assert!(out.stderr.contains(", so every instance will run"), "{}", out.stderr);
+    assert!(!p.cache().exists(), "a read-only command created the cache");
+
+    p.run("p.yaml", &["make"]);
     let out = p.pipeline(&["show", "p.yaml", "double"]).expect_code(1);
     assert!(out.stdout.contains("not computed yet"), "{}", out.stdout);
 

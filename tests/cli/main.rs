@@ -13,6 +13,7 @@ mod concurrency;
 mod crash;
 mod failures;
 mod fixture;
+mod hardening;
 mod incremental;
 mod parquet;
 mod report;

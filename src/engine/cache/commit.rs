@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::digest::{DigestError, digest_output};
-use super::layout::{Layout, check_key, move_to, sync_dir, unique_name};
+use super::layout::{Layout, check_key, move_to, seal, sync_dir, unique_name, unseal};
 use super::manifest::{ENGINE_VERSION, MANIFEST_FILE, Manifest, OutputRecord, RowCounter, STAGE_LOG, now_unix};
 use super::segment::check_file_name;
 use super::verify::{CacheFault, verify_entry};
@@ -182,12 +182,24 @@ impl Pending {
             created_unix: now_unix(),
         };
         self.write_manifest(&manifest)?;
-        self.place(manifest)
+        // Read-only before it becomes visible (the top directory after the move: moving a
+        // directory to another parent needs its write bit).
+        if let Ok(entries) = fs::read_dir(&self.out) {
+            for entry in entries.flatten() {
+                seal(&entry.path());
+            }
+        }
+        let committed = self.place(manifest)?;
+        if matches!(committed.outcome, CommitOutcome::Stored | CommitOutcome::ReplacedBroken(_)) {
+            seal(&self.layout.object_dir(&self.key));
+        }
+        Ok(committed)
     }
 
     /// Remove the temp dir now, reporting failure (drop does the same silently).
     pub fn discard(mut self) -> io::Result<()> {
         let dir = std::mem::take(&mut self.dir);
+        unseal(&dir);
         fs::remove_dir_all(&dir).at("cannot remove", &dir)
     }
 
@@ -243,6 +255,14 @@ impl Pending {
                         self.committed = true;
                         return Ok(Committed { outcome: CommitOutcome::AlreadyPresent, manifest: existing });
                     }
+                    Err(CacheFault::Io { path, source, .. }) => {
+                        // Unreadable, not shown to be broken: keep it, and keep ours out.
+                        return Err(CommitError::Io {
+                            context: "an entry for this key exists but cannot be read, so it was kept;".into(),
+                            path,
+                            source,
+                        });
+                    }
                     Err(fault) => {
                         // Into our own temp dir: dropping `self` deletes it.
                         let aside = self.dir.join(unique_name("replaced"));
@@ -272,6 +292,7 @@ impl Drop for Pending {
     fn drop(&mut self) {
         if !self.dir.as_os_str().is_empty() {
             // Best effort: anything left in tmp/ is removed by gc.
+            unseal(&self.dir);
             let _ = fs::remove_dir_all(&self.dir);
         }
     }

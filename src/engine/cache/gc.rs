@@ -56,6 +56,8 @@ pub struct GcReport {
     pub links_removed: usize,
     pub lock_files_removed: usize,
     pub failed_logs_removed: usize,
+    /// Leftovers that could not be removed, one sentence each.
+    pub warnings: Vec<String>,
 }
 
 impl GcOptions {
@@ -90,15 +92,22 @@ impl Cache {
         Ok(report)
     }
 
+    /// Everything in `tmp/` is garbage (no run is active). One leftover that cannot be removed
+    /// (a directory a command made unreadable, a full disk) is a warning: it must not stop
+    /// every later gc from collecting the rest.
     fn gc_tmp(&self, report: &mut GcReport) -> io::Result<()> {
         let tmp = &self.layout.tmp;
         for entry in fs::read_dir(tmp).at("cannot list", tmp)? {
             let path = entry.at("cannot list", tmp)?.path();
-            report.bytes_freed += tree_size(&path)?;
-            report.tmp_removed += 1;
-            if !report.dry_run {
-                remove_any(&path)?;
+            let bytes = tree_size(&path).unwrap_or(0);
+            if !report.dry_run
+                && let Err(e) = remove_any(&path)
+            {
+                report.warnings.push(format!("could not remove the leftover {}: {e}", path.display()));
+                continue;
             }
+            report.bytes_freed += bytes;
+            report.tmp_removed += 1;
         }
         Ok(())
     }

@@ -110,8 +110,14 @@ pub(crate) fn unique_name(stem: &str) -> String {
     format!("{stem}.{}.{n}", std::process::id())
 }
 
-/// Rename `from` to `to`; `None` if `from` did not exist.
+/// Rename `from` to `to`; `None` if `from` did not exist. A sealed directory gets its owner's
+/// write bit back first: moving a directory to another parent rewrites its `..` entry.
 pub(crate) fn move_to(from: &Path, to: &Path) -> io::Result<Option<PathBuf>> {
+    if let Ok(meta) = fs::symlink_metadata(from)
+        && meta.is_dir()
+    {
+        let _ = add_mode(from, &meta, 0o700);
+    }
     match fs::rename(from, to) {
         Ok(()) => Ok(Some(to.to_path_buf())),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
@@ -133,10 +139,67 @@ pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir).and_then(|d| d.sync_all()).at("cannot sync directory", dir)
 }
 
-/// Delete a directory tree, a file or a link (links are not followed).
+/// Delete a directory tree, a file or a link (links are not followed). Sealed or read-only
+/// directories (a committed entry, or a stage's temp dir that a command made read-only) get
+/// their owner's permissions back first, so that their entries can be deleted.
 pub(crate) fn remove_any(path: &Path) -> io::Result<()> {
     let is_dir = fs::symlink_metadata(path).at("cannot stat", path)?.is_dir();
-    if is_dir { fs::remove_dir_all(path) } else { fs::remove_file(path) }.at("cannot delete", path)
+    if is_dir {
+        unseal(path);
+        fs::remove_dir_all(path)
+    } else {
+        fs::remove_file(path)
+    }
+    .at("cannot delete", path)
+}
+
+/// Make a committed tree read-only: every file and directory under `path` (and `path`
+/// itself) loses its write bits. Links are not followed. Files opened for writing by a later
+/// stage then fail with EACCES instead of silently changing an entry (root is not stopped by
+/// modes; the scheduler checks inputs after each stage for that). Best effort: a filesystem
+/// that ignores modes keeps working.
+pub(crate) fn seal(path: &Path) {
+    let Ok(meta) = fs::symlink_metadata(path) else { return };
+    if meta.is_dir()
+        && let Ok(entries) = fs::read_dir(path)
+    {
+        for entry in entries.flatten() {
+            seal(&entry.path());
+        }
+    }
+    if !meta.file_type().is_symlink() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode();
+        if mode & 0o222 != 0 {
+            let _ = fs::set_permissions(path, fs::Permissions::from_mode(mode & !0o222));
+        }
+    }
+}
+
+/// Give every directory under `path` (and `path`) its owner's rwx back, so that the tree can
+/// be deleted. Files keep their modes (deleting a file needs only its directory's write bit).
+pub(crate) fn unseal(path: &Path) {
+    let Ok(meta) = fs::symlink_metadata(path) else { return };
+    if !meta.is_dir() {
+        return;
+    }
+    let _ = add_mode(path, &meta, 0o700);
+    if let Ok(entries) = fs::read_dir(path) {
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                unseal(&entry.path());
+            }
+        }
+    }
+}
+
+fn add_mode(path: &Path, meta: &fs::Metadata, bits: u32) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = meta.permissions().mode();
+    if mode & bits == bits {
+        return Ok(());
+    }
+    fs::set_permissions(path, fs::Permissions::from_mode(mode | bits))
 }
 
 /// Total size in bytes of the regular files under `path` (links are not followed).
@@ -156,6 +219,26 @@ pub(crate) fn tree_size(path: &Path) -> io::Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sealed_tree_is_read_only_and_remove_any_still_deletes_it() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let entry = dir.path().join("entry");
+        fs::create_dir_all(entry.join("sub")).unwrap();
+        fs::write(entry.join("t.parquet"), b"x").unwrap();
+        fs::write(entry.join("sub/f.bin"), b"y").unwrap();
+        seal(&entry);
+        for p in [entry.clone(), entry.join("sub"), entry.join("t.parquet"), entry.join("sub/f.bin")] {
+            let mode = fs::metadata(&p).unwrap().permissions().mode();
+            assert_eq!(mode & 0o222, 0, "{} is still writable ({mode:o})", p.display());
+        }
+        let layout = Layout::new(dir.path().join("cache"));
+        layout.create().unwrap();
+        assert!(layout.remove_via_tmp(&entry).unwrap());
+        assert!(!entry.exists());
+        assert_eq!(fs::read_dir(&layout.tmp).unwrap().count(), 0);
+    }
 
     #[test]
     fn unique_names_differ() {

@@ -71,7 +71,7 @@ pub use commit::{CommitError, CommitMeta, CommitOutcome, Committed, Pending};
 pub use gc::{GcOptions, GcRemoved, GcReport};
 pub use lock::{GcLock, KeyLock, RunLock};
 pub use manifest::{ENGINE_VERSION, MANIFEST_FILE, Manifest, NoRows, OutputRecord, RowCounter, STAGE_LOG};
-pub use segment::escape_segment;
+pub use segment::{escape_segment, point_segment};
 pub use verify::CacheFault;
 pub use view_index::{ViewEntry, ViewIndex};
 
@@ -98,6 +98,25 @@ impl Cache {
         let layout = Layout::new(root.into());
         layout.create()?;
         Ok(Cache { layout: Arc::new(layout), rows: Arc::new(NoRows) })
+    }
+
+    /// A handle on an existing cache, creating nothing: `None` if `root` holds no cache (no
+    /// `objects/` directory). For read-only commands, which must not leave an empty cache
+    /// behind when run from the wrong directory or with a mistyped `--cache`.
+    pub fn open_existing(root: impl Into<PathBuf>) -> Option<Cache> {
+        let cache = Cache::at(root);
+        cache.exists().then_some(cache)
+    }
+
+    /// A handle on `root` that creates nothing, whether or not a cache is there (every lookup
+    /// in a missing cache is a miss).
+    pub fn at(root: impl Into<PathBuf>) -> Cache {
+        Cache { layout: Arc::new(Layout::new(root.into())), rows: Arc::new(NoRows) }
+    }
+
+    /// Whether a cache is at the root (its `objects/` directory exists).
+    pub fn exists(&self) -> bool {
+        fs::metadata(&self.layout.objects).is_ok_and(|m| m.is_dir())
     }
 
     /// Use `rows` to count the rows of `.parquet` outputs at commit time.
@@ -139,11 +158,19 @@ impl Cache {
         Ok(keys)
     }
 
-    /// Copy a failed stage's log to `R/failed/<key>.log` (atomically: copy into `tmp/`, then
-    /// rename) and return that path.
+    /// Move a failed stage's log to `R/failed/<key>.log` and return that path. The log is in
+    /// the entry's temp dir, on the cache's filesystem, so a rename moves it without writing a
+    /// byte: the log survives a full disk (the usual reason a stage fails late). Logs outside
+    /// `tmp/` are copied into `tmp/` and renamed.
     pub fn save_failed_log(&self, key: &StageKey, log: &Path) -> io::Result<PathBuf> {
         check_key(key)?;
         let dest = self.layout.failed_log_path(key);
+        if log.starts_with(&self.layout.tmp)
+            && fs::symlink_metadata(log).is_ok_and(|m| m.is_file())
+            && fs::rename(log, &dest).is_ok()
+        {
+            return Ok(dest);
+        }
         let tmp = self.layout.unique_tmp(&format!("{key}.log"));
         if let Err(e) = fs::copy(log, &tmp) {
             let _ = fs::remove_file(&tmp);
@@ -208,7 +235,7 @@ mod tests {
     }
 
     #[test]
-    fn failed_log_is_copied() {
+    fn failed_log_is_saved() {
         let (dir, cache) = open_cache();
         let log = dir.path().join("some.log");
         fs::write(&log, "boom\n").unwrap();
@@ -219,5 +246,11 @@ mod tests {
         assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
         let err = cache.save_failed_log(&key, &dir.path().join("absent.log")).unwrap_err();
         assert!(err.to_string().contains("absent.log"), "{err}");
+        // A log in a commit's temp dir is moved, not copied: no new bytes on a full disk.
+        let pending = cache.begin(&key).unwrap();
+        fs::write(pending.log_path(), "late failure\n").unwrap();
+        let saved = cache.save_failed_log(&key, &pending.log_path()).unwrap();
+        assert_eq!(fs::read_to_string(&saved).unwrap(), "late failure\n");
+        assert!(!pending.log_path().exists(), "moved");
     }
 }

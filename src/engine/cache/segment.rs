@@ -48,11 +48,17 @@ pub(crate) fn instance_path(mut base: PathBuf, pipeline: &str, stage: &str, poin
     base.push(&*escape_segment(pipeline));
     base.push(&*escape_segment(stage));
     for (axis, value) in point {
-        let axis = escape_segment(axis);
-        let value = if value.is_empty() { Cow::Borrowed("") } else { escape_segment(value) };
-        base.push(format!("{axis}={value}"));
+        base.push(point_segment(axis, value));
     }
     base
+}
+
+/// One `axis=value` directory name, escaped. Views and gathered inputs both use it, so a sweep
+/// point has one name everywhere; an empty value stays empty (`axis=`, which hive
+/// partitioning reads as null), not `%`.
+pub fn point_segment(axis: &str, value: &str) -> String {
+    let value = if value.is_empty() { Cow::Borrowed("") } else { escape_segment(value) };
+    format!("{}={value}", escape_segment(axis))
 }
 
 /// `../` repeated enough to climb from `R/<area>/<pipeline>/<stage>/<point...>/` to `R/`.

@@ -34,6 +34,14 @@ pub enum CacheFault {
 }
 
 impl CacheFault {
+    /// Whether the entry itself is damaged (missing, bad manifest, missing output, wrong size or
+    /// digest): only then may it be removed. An I/O error while reading (EACCES, EMFILE, EIO)
+    /// says nothing about the entry, which may be good: removing it could destroy an expensive
+    /// result on a shared cache, so it is kept and the caller reports the error.
+    pub fn is_damage(&self) -> bool {
+        !matches!(self, CacheFault::Io { .. })
+    }
+
     /// The key of the faulty entry.
     pub fn key(&self) -> &StageKey {
         match self {
@@ -124,7 +132,8 @@ impl Cache {
         verify_entry(&self.layout, key)
     }
 
-    /// Remove an entry (typically a broken one): rename it into `tmp/`, then delete it.
+    /// Remove an entry (typically a damaged one, see [`CacheFault::is_damage`]): rename it into
+    /// `tmp/`, then delete it.
     /// Once the rename is done no process can see the entry, whatever happens to the delete.
     pub fn quarantine(&self, key: &StageKey) -> io::Result<()> {
         check_key(key)?;

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use super::{Binding, Instance, Point};
 use crate::engine::hash::{CACHE_SCHEMA_VERSION, Digest, InputKey, StageFingerprint, digest_path};
 use crate::engine::spec::interp::{Ns, Ref, Template};
+use crate::engine::spec::sweep::MAX_POINTS;
 use crate::engine::spec::{Gather, Pipeline, SpecError, StageDef, Tpl};
 use crate::engine::value::Value;
 
@@ -137,7 +138,10 @@ impl<'p> Expander<'p> {
                         .collect()
                 }
             };
-            rows = join(rows, frags);
+            rows = match join(rows, frags) {
+                Ok(rows) => rows,
+                Err(n) => return self.too_many_points(stage, n),
+            };
         }
         // Whole-pipeline sweep: the axes of the global params this stage reads.
         let n_global = self.n_global();
@@ -160,7 +164,10 @@ impl<'p> Expander<'p> {
                 .collect();
             proj.sort();
             proj.dedup();
-            rows = join(rows, proj.into_iter().map(|pt| (pt, Vec::new(), Vec::new())).collect());
+            rows = match join(rows, proj.into_iter().map(|pt| (pt, Vec::new(), Vec::new())).collect()) {
+                Ok(rows) => rows,
+                Err(n) => return self.too_many_points(stage, n),
+            };
         }
         // The stage's own sweep.
         if let Some(sweep) = &stage.sweep {
@@ -188,7 +195,10 @@ impl<'p> Expander<'p> {
                     (pt, Vec::new(), Vec::new())
                 })
                 .collect();
-            rows = join(rows, own);
+            rows = match join(rows, own) {
+                Ok(rows) => rows,
+                Err(n) => return self.too_many_points(stage, n),
+            };
         }
         let deps = match self.stage_deps(stage) {
             Ok(d) => d,
@@ -210,6 +220,21 @@ impl<'p> Expander<'p> {
                 }
             }
         }
+    }
+
+    fn too_many_points(&mut self, stage: &StageDef, n: u128) {
+        self.errors.push(
+            SpecError::new(
+                "E072",
+                stage.loc,
+                format!(
+                    "stage `{}` would have {n} instances (its inputs' points and its sweep combine as a grid), more than the limit of {MAX_POINTS}",
+                    stage.name
+                ),
+            )
+            .label("too many points")
+            .help("gather an upstream axis (`needs: {x: stage[axis]}`), zip or exclude points, or split the study into several pipeline files"),
+        );
     }
 
     fn stage_deps(&mut self, stage: &StageDef) -> Result<Vec<(String, Digest)>, Vec<SpecError>> {
@@ -286,6 +311,34 @@ impl<'p> Expander<'p> {
                 }
             }
         }
+        // Files that a built-in kind reads by a param (the jsonl task's `path`) are deps too,
+        // under the same name as in `deps:`, so listing the file there as well changes nothing.
+        let mut deps = deps.to_vec();
+        for name in &stage.path_params {
+            if let Some(Value::Str(rel)) = params.get(name) {
+                let path = crate::engine::spec::source::normalize(&stage.dir.join(rel));
+                match digest_path(&path) {
+                    Ok(d) => deps.push((normalize_rel(rel), d)),
+                    Err(e) => {
+                        return Err(SpecError::new(
+                            "E070",
+                            stage.loc,
+                            format!(
+                                "param `{name}` of stage `{}` names `{rel}`, which cannot be read: {e}",
+                                stage.name
+                            ),
+                        )
+                        .label("missing file")
+                        .help(format!(
+                            "the path is relative to {}; create the file or fix the param",
+                            stage.dir.display()
+                        )));
+                    }
+                }
+            }
+        }
+        deps.sort();
+        deps.dedup();
         let ctx = Ctx { params: Some(&params), ..ctx };
         let cmd = match &stage.cmd {
             Some(t) => {
@@ -325,7 +378,7 @@ impl<'p> Expander<'p> {
             cmd,
             outputs,
             inputs,
-            deps: deps.to_vec(),
+            deps,
             seed,
             compute: if stage.resources.gpus > 0 { "gpu".into() } else { "cpu".into() },
         };
@@ -351,9 +404,12 @@ fn normalize_rel(rel: &str) -> String {
 }
 
 /// Natural join of two row sets on their shared axes (every row of a set has the same axes).
-fn join(left: Vec<Row>, right: Vec<Row>) -> Vec<Row> {
+/// The natural join of two sets of rows on their shared axes; `Err(n)` when it would have
+/// `n` > [`MAX_POINTS`] rows (counted before anything is built, so an absurd product of
+/// independent sweeps is an error, never an out-of-memory abort).
+fn join(left: Vec<Row>, right: Vec<Row>) -> Result<Vec<Row>, u128> {
     let (Some(l0), Some(r0)) = (left.first(), right.first()) else {
-        return Vec::new();
+        return Ok(Vec::new());
     };
     let shared: Vec<u32> = l0.0.iter().map(|(a, _)| *a).filter(|a| r0.0.iter().any(|(b, _)| b == a)).collect();
     let key =
@@ -362,7 +418,11 @@ fn join(left: Vec<Row>, right: Vec<Row>) -> Vec<Row> {
     for (i, r) in right.iter().enumerate() {
         index.entry(key(&r.0)).or_default().push(i);
     }
-    let mut out = Vec::with_capacity(left.len().max(right.len()));
+    let total: u128 = left.iter().map(|l| index.get(&key(&l.0)).map_or(0, |m| m.len() as u128)).sum();
+    if total > MAX_POINTS as u128 {
+        return Err(total);
+    }
+    let mut out = Vec::with_capacity(total as usize);
     for l in &left {
         let Some(matches) = index.get(&key(&l.0)) else { continue };
         for &ri in matches {
@@ -377,7 +437,7 @@ fn join(left: Vec<Row>, right: Vec<Row>) -> Vec<Row> {
             out.push((pt, b, u));
         }
     }
-    out
+    Ok(out)
 }
 
 /// What references resolve against for one instance.

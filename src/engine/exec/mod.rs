@@ -7,6 +7,7 @@
 //! engine never links model code). Executors never touch the cache: the scheduler commits.
 
 pub mod command;
+pub mod panic;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -27,6 +28,8 @@ pub struct KindInfo {
     pub optional_inputs: Vec<String>,
     /// Output port -> default file name.
     pub outputs: Vec<(String, String)>,
+    /// Params whose value is a file the kind reads: its content enters the key.
+    pub path_params: Vec<String>,
 }
 
 /// The built-in kinds, as seen by the engine.
@@ -80,6 +83,8 @@ pub enum ExecError {
     Spawn(std::io::Error),
     #[error("{0}")]
     Stage(String),
+    #[error("the stage panicked: {0}; this is a bug in the stage's code, please report it")]
+    Panic(String),
 }
 
 /// Runs jobs. Implementations: [`LocalExecutor`]; Slurm later.
@@ -98,7 +103,13 @@ impl Executor for LocalExecutor<'_> {
             return command::run(job);
         }
         let mut log = std::fs::OpenOptions::new().create(true).append(true).open(job.log).map_err(ExecError::Spawn)?;
-        self.kinds.run(job, &mut log).map_err(ExecError::Stage)
+        match panic::catch(|| self.kinds.run(job, &mut log)) {
+            Ok(result) => result.map_err(ExecError::Stage),
+            Err(message) => {
+                let _ = writeln!(log, "the stage panicked: {message}");
+                Err(ExecError::Panic(message))
+            }
+        }
     }
 }
 

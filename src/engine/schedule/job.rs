@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use super::inputs::Snapshot;
 use crate::engine::cache::{Cache, CommitError, CommitMeta, CommitOutcome};
 use crate::engine::dag::{Binding, Dag};
 use crate::engine::exec::{Executor, Job};
@@ -19,6 +20,10 @@ pub struct JobResult {
 }
 
 impl JobResult {
+    pub fn panicked(message: String) -> Self {
+        Self::failed(format!("internal error while running the stage: {message}; please report it"), None, 0.0)
+    }
+
     fn failed(error: String, log: Option<PathBuf>, seconds: f64) -> Self {
         JobResult { hit: false, seconds, error: Some(error), log, warnings: Vec::new() }
     }
@@ -68,10 +73,14 @@ pub fn execute(dag: &Dag, i: usize, cache: &Cache, exec: &dyn Executor) -> JobRe
         out_dir: pending.out_dir(),
         log: &log,
     };
+    let snapshot = Snapshot::take(dag, i, cache);
     let start = Instant::now();
     let result = exec.execute(&job);
     let seconds = start.elapsed().as_secs_f64();
     let save_log = |cache: &Cache| cache.save_failed_log(key, &log).ok();
+    if let Some(changed) = snapshot.check(dag, cache) {
+        return JobResult::failed(changed.message(), save_log(cache), seconds);
+    }
     if let Err(e) = result {
         return JobResult::failed(e.to_string(), save_log(cache), seconds);
     }
@@ -115,7 +124,7 @@ fn link_inputs(dag: &Dag, i: usize, cache: &Cache, scratch: &Path) -> std::io::R
                 for (pt, up) in points {
                     let mut dir = root.clone();
                     for (a, v) in pt {
-                        dir.push(format!("{a}={}", crate::engine::cache::escape_segment(v)));
+                        dir.push(crate::engine::cache::point_segment(a, v));
                     }
                     std::fs::create_dir_all(&dir)?;
                     let target = cache.object_dir(&dag.instances[*up].key).join(file);

@@ -17,6 +17,7 @@
 //!    (only touched when they change); at the end, view links of points or stages that left
 //!    the pipeline are removed.
 
+mod inputs;
 mod job;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -157,21 +158,28 @@ pub fn run(
     let mut summary = RunSummary::default();
     let mut to_run: Vec<bool> = jobs.iter().map(|j| !cache.has_entry(&dag.instances[j.rep].key)).collect();
     let mut verified = vec![false; jobs.len()];
+    // Entries that could not be read (an I/O error, not damage): kept, and reported as failed
+    // so that nothing is computed from them.
+    let mut unreadable: Vec<Option<String>> = vec![None; jobs.len()];
     let mut stack: Vec<usize> = (0..jobs.len()).filter(|&j| to_run[j]).flat_map(|j| jobs[j].ups.clone()).collect();
     while let Some(u) = stack.pop() {
         if to_run[u] || std::mem::replace(&mut verified[u], true) {
             continue;
         }
         let key = &dag.instances[jobs[u].rep].key;
-        if let Err(fault) = verify_under_lock(cache, key) {
-            let msg = format!(
-                "cache entry of `{}` is broken ({fault}); it will be recomputed",
-                dag.instances[jobs[u].rep].name
-            );
-            reporter.warn(&msg);
-            summary.warnings.push(msg);
-            to_run[u] = true;
-            stack.extend(jobs[u].ups.iter().copied());
+        match verify_under_lock(cache, key) {
+            Ok(()) => {}
+            Err(EntryProblem::Broken(fault)) => {
+                let msg = format!(
+                    "cache entry of `{}` is broken ({fault}); it will be recomputed",
+                    dag.instances[jobs[u].rep].name
+                );
+                reporter.warn(&msg);
+                summary.warnings.push(msg);
+                to_run[u] = true;
+                stack.extend(jobs[u].ups.iter().copied());
+            }
+            Err(EntryProblem::Unreadable(fault)) => unreadable[u] = Some(fault),
         }
     }
 
@@ -182,11 +190,23 @@ pub fn run(
     let mut state: Vec<JobState> = vec![JobState::Waiting; jobs.len()];
     let mut ready: BTreeSet<usize> = BTreeSet::new();
     for j in 0..jobs.len() {
-        if !to_run[j] {
+        if let Some(fault) = unreadable[j].take() {
+            state[j] = JobState::Done(Status::Failed);
+            let error = format!(
+                "its cache entry cannot be read ({fault}); it was kept, not recomputed: fix the permissions or the disk and run again"
+            );
+            let end = JobEnd { error: Some(error), ..JobEnd::new(Status::Failed) };
+            finish_job(dag, cache, &jobs[j], end, &mut outcomes, reporter, &mut views);
+        } else if !to_run[j] {
             state[j] = JobState::Done(Status::Cached);
             finish_job(dag, cache, &jobs[j], JobEnd::new(Status::Cached), &mut outcomes, reporter, &mut views);
         } else if pending_ups[j] == 0 {
             ready.insert(j);
+        }
+    }
+    for j in 0..jobs.len() {
+        if state[j] == JobState::Done(Status::Failed) {
+            skip_downstream(dag, cache, &jobs, j, &mut state, &mut ready, &mut outcomes, reporter, &mut views);
         }
     }
     let workers = opts.jobs.max(1).min(jobs.len().max(1));
@@ -212,7 +232,10 @@ pub fn run(
                         Err(_) => return,
                     };
                     let Ok(j) = next else { return };
-                    let result = job::execute(dag, jobs[j].rep, cache, exec);
+                    // A panic outside the executor (the executor catches its own) must still
+                    // report back, or the coordinator would wait for this job forever.
+                    let result = crate::engine::exec::panic::catch(|| job::execute(dag, jobs[j].rep, cache, exec))
+                        .unwrap_or_else(job::JobResult::panicked);
                     if done_tx.send((j, result)).is_err() {
                         return;
                     }
@@ -258,19 +281,7 @@ pub fn run(
             };
             finish_job(dag, cache, &jobs[j], end, &mut outcomes, reporter, &mut views);
             if status == Status::Failed {
-                // Skip everything downstream.
-                let culprit = dag.instances[jobs[j].rep].name.clone();
-                let mut stack = jobs[j].downs.clone();
-                while let Some(d) = stack.pop() {
-                    if state[d] != JobState::Waiting {
-                        continue;
-                    }
-                    state[d] = JobState::Done(Status::Skipped);
-                    ready.remove(&d);
-                    let end = JobEnd { because: Some(culprit.clone()), ..JobEnd::new(Status::Skipped) };
-                    finish_job(dag, cache, &jobs[d], end, &mut outcomes, reporter, &mut views);
-                    stack.extend(jobs[d].downs.iter().copied());
-                }
+                skip_downstream(dag, cache, &jobs, j, &mut state, &mut ready, &mut outcomes, reporter, &mut views);
             } else {
                 for &d in &jobs[j].downs {
                     if state[d] == JobState::Waiting && to_run[d] {
@@ -284,12 +295,43 @@ pub fn run(
         }
         drop(job_tx);
     });
-    reporter.finish();
-
-    // 5. Drop view links of points and stages that are no longer in the pipeline.
+    // 5. Drop view links of points and stages that are no longer in the pipeline. Failures to
+    // update views are reported like any other warning (not only in `--json`).
+    let before = summary.warnings.len();
     views.finish(dag, cache, &mut summary.warnings);
+    for w in &summary.warnings[before..] {
+        reporter.warn(w);
+    }
+    reporter.finish();
     summary.outcomes = outcomes.into_iter().flatten().collect();
     summary
+}
+
+/// Mark everything downstream of the failed job `j` skipped.
+#[allow(clippy::too_many_arguments)]
+fn skip_downstream(
+    dag: &Dag,
+    cache: &Cache,
+    jobs: &[KeyJob],
+    j: usize,
+    state: &mut [JobState],
+    ready: &mut BTreeSet<usize>,
+    outcomes: &mut [Option<Outcome>],
+    reporter: &mut dyn Reporter,
+    views: &mut Views,
+) {
+    let culprit = dag.instances[jobs[j].rep].name.clone();
+    let mut stack = jobs[j].downs.clone();
+    while let Some(d) = stack.pop() {
+        if state[d] != JobState::Waiting {
+            continue;
+        }
+        state[d] = JobState::Done(Status::Skipped);
+        ready.remove(&d);
+        let end = JobEnd { because: Some(culprit.clone()), ..JobEnd::new(Status::Skipped) };
+        finish_job(dag, cache, &jobs[d], end, outcomes, reporter, views);
+        stack.extend(jobs[d].downs.iter().copied());
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -433,19 +475,34 @@ impl Views {
     }
 }
 
-/// Verify an entry and, if it is broken, remove it, both under the key's lock: another run may
-/// be replacing the same broken entry with a good one, which must not be removed. Returns the
-/// fault of an entry that was broken (and is now gone, or about to be replaced).
-fn verify_under_lock(cache: &Cache, key: &StageKey) -> Result<(), String> {
-    if cache.verify(key).is_ok() {
-        return Ok(());
+/// Why a cached input cannot be used.
+enum EntryProblem {
+    /// Damaged; removed (or about to be replaced), so it is recomputed.
+    Broken(String),
+    /// An I/O error that does not show damage (EACCES, EMFILE, EIO): kept.
+    Unreadable(String),
+}
+
+/// Verify an entry and, if it is damaged, remove it, both under the key's lock: another run may
+/// be replacing the same broken entry with a good one, which must not be removed. An entry
+/// that cannot be read is never removed (see [`crate::engine::cache::CacheFault::is_damage`]).
+fn verify_under_lock(cache: &Cache, key: &StageKey) -> Result<(), EntryProblem> {
+    match cache.verify(key) {
+        Ok(_) => return Ok(()),
+        Err(fault) if !fault.is_damage() => return Err(EntryProblem::Unreadable(fault.to_string())),
+        Err(_) => {}
     }
-    let _lock = cache.lock_key(key).map_err(|e| format!("cannot lock it: {e}"))?;
+    let _lock = cache.lock_key(key).map_err(|e| EntryProblem::Unreadable(format!("cannot lock it: {e}")))?;
     match cache.verify(key) {
         Ok(_) => Ok(()),
+        Err(fault) if !fault.is_damage() => Err(EntryProblem::Unreadable(fault.to_string())),
         Err(fault) => match cache.quarantine(key) {
-            Ok(()) => Err(fault.to_string()),
-            Err(e) => Err(format!("{fault}; removing it failed: {e}")),
+            Ok(()) => Err(EntryProblem::Broken(fault.to_string())),
+            Err(e) => Err(EntryProblem::Broken(format!("{fault}; removing it failed: {e}"))),
         },
     }
 }
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;

@@ -86,6 +86,8 @@ pub struct StageDef {
     pub kind: String,
     /// Implementation version of the kind (0 for `command`).
     pub version: u32,
+    /// Params of a built-in kind whose value is a file it reads (see `KindInfo::path_params`).
+    pub path_params: Vec<String>,
     /// Directory of the file that defines the stage: the command's working directory and the
     /// base of `deps`.
     pub dir: PathBuf,

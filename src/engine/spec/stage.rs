@@ -119,7 +119,23 @@ pub fn parse_stage(
         let allowed: Vec<&str> = info.params.iter().map(String::as_str).collect();
         // The stage's own params and those of every patch from an extending file.
         for m in std::iter::once(map).chain(&raw.patches).filter_map(|b| b.get_node("params")?.as_mapping()) {
-            for k in m.keys() {
+            for (k, v) in m.iter() {
+                if let Node::Scalar(s) = v
+                    && scalar_value(s) == Value::Null
+                    && allowed.contains(&k.as_str())
+                {
+                    // `key:` with nothing after it is null in YAML: a kind would take it as
+                    // "use the default" or fail deep inside; neither is what was meant.
+                    errors.push(
+                        SpecError::new(
+                            "E073",
+                            node_loc(v),
+                            format!("param `{}` of stage `{name}` has no value (YAML reads it as null)", k.as_str()),
+                        )
+                        .label("no value")
+                        .help("give it a value, or delete the line to use the kind's default (`pipeline kinds` lists them)"),
+                    );
+                }
                 if !allowed.contains(&k.as_str()) {
                     errors.push(
                         SpecError::new("E017", key_loc(k), format!("kind `{kind}` has no param `{}`", k.as_str()))
@@ -141,6 +157,7 @@ pub fn parse_stage(
         name: name.clone(),
         loc: raw.loc,
         version: info.map(|k| k.version).unwrap_or(0),
+        path_params: info.map(|k| k.path_params.clone()).unwrap_or_default(),
         kind,
         dir: raw.dir.clone(),
         params,
@@ -506,6 +523,7 @@ mod tests {
             inputs: Vec::new(),
             optional_inputs: Vec::new(),
             outputs: vec![("model".into(), "model.bin".into())],
+            path_params: Vec::new(),
         };
         let d = tempfile::tempdir().unwrap();
         std::fs::write(d.path().join("base.yaml"), "stages:\n  train:\n    kind: fit\n    params: {lr: 0.1}\n")

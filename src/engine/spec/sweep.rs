@@ -15,23 +15,9 @@ impl Sweep {
     /// Every point, as values aligned with `self.axes`. Assumes a validated sweep (zip groups
     /// name existing axes, each axis in at most one group, equal lengths inside a group).
     pub fn points(&self) -> Vec<Vec<Value>> {
-        // Groups of axis indices, ordered by their first axis.
-        let mut group_of: Vec<Option<usize>> = vec![None; self.axes.len()];
-        let mut groups: Vec<Vec<usize>> = Vec::new();
-        for (i, (name, _)) in self.axes.iter().enumerate() {
-            if group_of[i].is_some() {
-                continue;
-            }
-            let members: Vec<usize> = match self.zip.iter().find(|g| g.iter().any(|a| a == name)) {
-                Some(g) => g.iter().filter_map(|a| self.axes.iter().position(|(n, _)| n == a)).collect(),
-                None => vec![i],
-            };
-            for &m in &members {
-                group_of[m] = Some(groups.len());
-            }
-            groups.push(members);
-        }
+        let groups = self.groups();
         let lens: Vec<usize> = groups.iter().map(|g| self.axes[g[0]].1.len()).collect();
+        // Validated sweeps have at most MAX_POINTS points, so this cannot overflow.
         let total: usize = lens.iter().product();
         let mut out = Vec::with_capacity(total);
         if self.axes.is_empty() {
@@ -58,6 +44,32 @@ impl Sweep {
             }
         }
         out
+    }
+
+    /// The number of grid points before `exclude`, or `None` if it does not fit in a usize.
+    pub fn grid_size(&self) -> Option<usize> {
+        self.groups().iter().try_fold(1usize, |acc, g| acc.checked_mul(self.axes[g[0]].1.len()))
+    }
+
+    /// Groups of axis indices that advance together (a zip group, or one axis), ordered by
+    /// their first axis.
+    fn groups(&self) -> Vec<Vec<usize>> {
+        let mut group_of: Vec<Option<usize>> = vec![None; self.axes.len()];
+        let mut groups: Vec<Vec<usize>> = Vec::new();
+        for (i, (name, _)) in self.axes.iter().enumerate() {
+            if group_of[i].is_some() {
+                continue;
+            }
+            let members: Vec<usize> = match self.zip.iter().find(|g| g.iter().any(|a| a == name)) {
+                Some(g) => g.iter().filter_map(|a| self.axes.iter().position(|(n, _)| n == a)).collect(),
+                None => vec![i],
+            };
+            for &m in &members {
+                group_of[m] = Some(groups.len());
+            }
+            groups.push(members);
+        }
+        groups
     }
 
     fn excluded(&self, point: &[Value]) -> bool {
@@ -241,8 +253,32 @@ pub fn parse_sweep(node: &Node, field: &str, global: bool, errors: &mut Vec<Spec
         errors.push(SpecError::new("E056", node_loc(node), "the sweep has no axes").help("add `axis: [v1, v2]`"));
         return None;
     }
+    // Zip groups of unequal lengths were reported above; their size is not meaningful.
+    let zip_ok = sweep.zip.iter().all(|g| {
+        let lens: Vec<usize> =
+            g.iter().filter_map(|n| sweep.axes.iter().find(|(a, _)| a == n)).map(|(_, v)| v.len()).collect();
+        lens.windows(2).all(|w| w[0] == w[1])
+    });
+    if zip_ok && sweep.grid_size().is_none_or(|n| n > MAX_POINTS) {
+        let sizes: Vec<String> = sweep.axes.iter().map(|(a, v)| format!("{a}: {}", v.len())).collect();
+        let total = sweep.grid_size().map_or("more than 2^64".to_string(), |n| n.to_string());
+        errors.push(
+            SpecError::new(
+                "E072",
+                node_loc(node),
+                format!("the sweep has {total} points ({}), more than the limit of {MAX_POINTS}", sizes.join(" x ")),
+            )
+            .label("too many points")
+            .help("zip axes that advance together, exclude points, or split the study into several pipeline files"),
+        );
+        return None;
+    }
     Some(sweep)
 }
+
+/// The most points one sweep (and one stage) may have: far beyond any study that runs, and
+/// small enough that expanding it cannot exhaust memory.
+pub const MAX_POINTS: usize = 1_000_000;
 
 #[cfg(test)]
 mod tests {
@@ -252,6 +288,25 @@ mod tests {
 
     fn ints(v: &[i64]) -> Vec<Value> {
         v.iter().map(|&i| Value::Int(i)).collect()
+    }
+
+    #[test]
+    fn an_absurd_or_overflowing_sweep_is_an_error_not_an_abort() {
+        let axes: String = (0..11).map(|i| format!("a{i}: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66, 67, 68, 69, 70, 71, 72, 73, 74, 75, 76, 77, 78, 79, 80]\n")).collect();
+        let node = marked_yaml::parse_yaml(0, &axes).unwrap();
+        let mut errors = Vec::new();
+        assert!(parse_sweep(&node, "sweep", false, &mut errors).is_none());
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].code, "E072");
+        assert!(errors[0].message.contains("more than 2^64"), "{}", errors[0].message);
+
+        let node = marked_yaml::parse_yaml(0, "a: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]\nb: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]\nc: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]\nd: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]\ne: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]\nf: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]\ng: [1, 2]\n").unwrap();
+        let mut errors = Vec::new();
+        assert!(parse_sweep(&node, "sweep", false, &mut errors).is_none());
+        assert!(errors[0].message.contains("2000000 points"), "{}", errors[0].message);
+        let node = marked_yaml::parse_yaml(0, "a: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]\nb: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]\nc: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]\nd: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]\ne: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]\nf: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]\n").unwrap();
+        let mut errors = Vec::new();
+        assert!(parse_sweep(&node, "sweep", false, &mut errors).is_some(), "exactly the limit is allowed: {errors:?}");
     }
 
     #[test]

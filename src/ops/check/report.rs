@@ -259,16 +259,7 @@ pub fn escape(s: &str) -> String {
     out
 }
 
-/// Write `text` to `path` through a temp file in the same directory and a rename.
+/// Write `text` to `path` atomically, with normal permissions.
 pub fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::Builder::new().prefix(".pipeline-check-").tempfile_in(dir)?;
-    tmp.write_all(text.as_bytes())?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
+    crate::ops::write_file::write_atomic(path, text.as_bytes())
 }

@@ -51,14 +51,18 @@ pub fn read(path: &Path, problem_field: &str, answer_field: &str) -> Result<Vec<
 }
 
 /// Worked solutions by problem text: `solution_field` of every line that has it (lines
-/// without it are skipped; [`read`] reports malformed lines).
+/// without it are skipped; [`read`] reports malformed lines). With `required` (the user named
+/// the field), a field that no line has is an error naming it — a typo must not silently
+/// train on `\boxed{answer}` alone.
 pub fn read_solutions(
     path: &Path,
     problem_field: &str,
     solution_field: &str,
+    required: bool,
 ) -> Result<std::collections::HashMap<String, String>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let mut out = std::collections::HashMap::new();
+    let mut seen_fields = std::collections::BTreeSet::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
@@ -66,11 +70,22 @@ pub fn read_solutions(
         let v: serde_json::Value = serde_json::from_str(line).map_err(|e| {
             format!("{}:{}: not valid JSON ({e}); each line must be one JSON object", path.display(), i + 1)
         })?;
+        if let Some(o) = v.as_object() {
+            seen_fields.extend(o.keys().cloned());
+        }
         if let (Some(serde_json::Value::String(p)), Some(serde_json::Value::String(s))) =
             (v.get(problem_field), v.get(solution_field))
         {
             out.insert(p.clone(), s.clone());
         }
+    }
+    if required && !seen_fields.contains(solution_field) {
+        let fields: Vec<String> = seen_fields.into_iter().collect();
+        return Err(format!(
+            "`solution_field: {solution_field}`: no line of {} has a field `{solution_field}` (its lines have: {}); fix the name, or remove the param to train on `\\boxed{{answer}}` alone",
+            path.display(),
+            fields.join(", ")
+        ));
     }
     Ok(out)
 }

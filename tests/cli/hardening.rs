@@ -1,0 +1,128 @@
+//! The failures a user meets on a bad day: a stage that writes into its input, a view that
+//! cannot be updated, a temp dir a command left read-only, files written for people.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+
+use crate::fixture::{Project, RunReport, expect_statuses};
+
+/// `bad` appends to its input (an upstream entry) instead of writing a copy.
+const WRITES_INPUT: &str = r#"
+    stages:
+      a:
+        kind: command
+        cmd: echo x >> counts/a; echo "content of a" > ${outputs.t}
+        outputs: {t: t.txt}
+      bad:
+        kind: command
+        needs: {src: a}
+        cmd: echo x >> counts/bad; echo oops >> ${inputs.src}; echo b > ${outputs.t}
+        outputs: {t: t.txt}
+      after:
+        kind: command
+        needs: {src: bad}
+        cmd: cp ${inputs.src} ${outputs.t}
+        outputs: {t: t.txt}
+"#;
+
+#[test]
+fn committed_entries_are_read_only() {
+    let p = Project::new();
+    p.write("p.yaml", WRITES_INPUT);
+    let r = p.run("p.yaml", &["a"]);
+    let dir = p.object_dir(r.key("a"));
+    for path in [dir.clone(), dir.join("t.txt"), dir.join("manifest.json"), dir.join("stage.log")] {
+        let mode = fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o222, 0, "{} is writable ({mode:o})", path.display());
+    }
+    // gc still removes a read-only entry (and verify --fix, through the same path).
+    p.write(
+        "empty.yaml",
+        "stages:\n  z:\n    kind: command\n    cmd: echo z > ${outputs.t}\n    outputs: {t: t.txt}\n",
+    );
+    p.pipeline(&["gc", "empty.yaml", "--yes"]).expect_code(0);
+    assert!(!dir.exists(), "gc could not remove a sealed entry");
+}
+
+#[test]
+fn a_stage_that_changes_its_input_fails_and_the_damaged_entry_is_recomputed() {
+    let p = Project::new();
+    p.write("p.yaml", WRITES_INPUT);
+    // Root ignores file modes (CI runs as root), so the check after the stage must catch it.
+    let out = p.run_code("p.yaml", &[], 1);
+    let r: RunReport = out.json();
+    assert_eq!(r.statuses(), expect_statuses(&[("a", "ran"), ("bad", "failed"), ("after", "skipped")]));
+    let err = r.get("bad").error.clone().unwrap();
+    assert!(
+        err.contains("changed its input `src`")
+            && err.contains("`t.txt`")
+            && err.contains("`a`")
+            && err.contains("recomputed"),
+        "{err}"
+    );
+    let entry = p.object_dir(r.key("a"));
+    if entry.exists() {
+        // Non-root: the write was refused by the sealed file, and the entry is intact.
+        assert_eq!(fs::read_to_string(entry.join("t.txt")).unwrap(), "content of a\n");
+    }
+    // Never served damaged: the next run recomputes `a` (or finds it intact) and `bad` fails again.
+    let out = p.run_code("p.yaml", &[], 1);
+    let r2: RunReport = out.json();
+    assert_eq!(r2.status("bad"), "failed");
+    let a_runs = p.count("a");
+    assert!(a_runs == 2 || !is_root(), "a ran {a_runs} times");
+    p.pipeline(&["verify"]).expect_code(0);
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+#[test]
+fn view_update_failures_are_in_the_human_summary() {
+    let p = Project::new();
+    p.write("p.yaml", "stages:\n  a:\n    kind: command\n    cmd: echo a > ${outputs.t}\n    outputs: {t: t.txt}\n");
+    // A file where the pipeline's view directory should be.
+    fs::create_dir_all(p.cache().join("views")).unwrap();
+    fs::write(p.cache().join("views/p"), "in the way").unwrap();
+    let out = p.pipeline(&["run", "p.yaml"]).expect_code(0);
+    assert!(out.stderr.contains("warning: could not update the view of `a`"), "{}", out.stderr);
+}
+
+#[test]
+fn gc_removes_a_temp_dir_that_a_command_left_read_only() {
+    let p = Project::new();
+    p.write("p.yaml", "stages:\n  a:\n    kind: command\n    cmd: echo a > ${outputs.t}\n    outputs: {t: t.txt}\n");
+    p.run("p.yaml", &[]);
+    let junk = p.cache().join("tmp/deadbeef.1.1");
+    fs::create_dir_all(junk.join("out/sub")).unwrap();
+    fs::write(junk.join("out/sub/f"), "x").unwrap();
+    for d in [junk.join("out/sub"), junk.join("out"), junk.clone()] {
+        fs::set_permissions(&d, fs::Permissions::from_mode(0o500)).unwrap();
+    }
+    let out = p.pipeline(&["gc", "p.yaml", "--yes"]).expect_code(0);
+    assert!(!junk.exists(), "{}", out.stderr);
+    p.pipeline(&["gc", "p.yaml", "--yes"]).expect_code(0);
+}
+
+#[test]
+fn gc_without_a_terminal_does_not_ask_and_removes() {
+    let p = Project::new();
+    p.write("p.yaml", "stages:\n  a:\n    kind: command\n    cmd: echo a > ${outputs.t}\n    outputs: {t: t.txt}\n");
+    let r = p.run("p.yaml", &[]);
+    p.write("q.yaml", "stages:\n  b:\n    kind: command\n    cmd: echo b > ${outputs.t}\n    outputs: {t: t.txt}\n");
+    let out = p.pipeline(&["gc", "q.yaml"]).expect_code(0);
+    assert!(!out.stderr.contains("[y/N]"), "{}", out.stderr);
+    assert!(!p.object_dir(r.key("a")).exists());
+}
+
+#[test]
+fn the_html_report_is_readable_by_others() {
+    let p = Project::new();
+    p.write("p.yaml", "stages:\n  a:\n    kind: command\n    cmd: echo a > ${outputs.t}\n    outputs: {t: t.txt}\n");
+    p.run("p.yaml", &[]);
+    p.pipeline(&["report", "p.yaml", "-o", "r.html"]).expect_code(0);
+    let mode = fs::metadata(p.path("r.html")).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode & 0o044, 0o044, "report mode {mode:o}: group and others cannot read it");
+}
