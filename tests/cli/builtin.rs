@@ -265,3 +265,48 @@ stages:
         assert!(show.stdout.contains(want), "missing {want:?} in\n{}", show.stdout);
     }
 }
+
+/// The jsonl task reads its file by a param: editing the file reruns the stage without the
+/// file being listed in `deps`, and a mistyped field name is an error naming it.
+#[test]
+fn the_jsonl_problem_file_is_part_of_the_key_and_a_mistyped_field_is_named() {
+    let p = Project::new();
+    let lines =
+        (0..6).map(|i| format!("{{\"problem\": \"{i} + 1\", \"answer\": \"{}\"}}\n", i + 1)).collect::<String>();
+    p.write("probs.jsonl", &lines);
+    p.write(
+        "p.yaml",
+        "stages:\n  probs:\n    kind: problems\n    params: {task: jsonl, path: probs.jsonl, test_fraction: 0.5}\n",
+    );
+    let first = p.run("p.yaml", &[]);
+    assert_eq!(first.status("probs"), "ran");
+    assert_eq!(p.run("p.yaml", &[]).status("probs"), "cached");
+    p.write("probs.jsonl", &lines.replace("\"6\"", "\"7\""));
+    let edited = p.run("p.yaml", &[]);
+    assert_eq!(edited.status("probs"), "ran", "editing the problem file must rerun the stage");
+    assert_ne!(edited.key("probs"), first.key("probs"));
+    // Listing the file in deps as well gives the same key (one ingredient, one name).
+    p.write(
+        "p.yaml",
+        "stages:\n  probs:\n    kind: problems\n    deps: [probs.jsonl]\n    params: {task: jsonl, path: probs.jsonl, test_fraction: 0.5}\n",
+    );
+    assert_eq!(p.run("p.yaml", &[]).status("probs"), "cached");
+    // A missing file is a spec error naming the param.
+    p.write("p.yaml", "stages:\n  probs:\n    kind: problems\n    params: {task: jsonl, path: nope.jsonl}\n");
+    let out = p.pipeline(&["run", "p.yaml"]).expect_code(2);
+    assert!(out.stderr.contains("param `path` of stage `probs` names `nope.jsonl`"), "{}", out.stderr);
+
+    // train-policy with a mistyped solution field.
+    p.write(
+        "p.yaml",
+        "stages:\n  probs:\n    kind: problems\n    params: {task: jsonl, path: probs.jsonl, test_fraction: 0.5}\n  policy:\n    kind: train-policy\n    needs: {problems: probs}\n    params: {task: jsonl, path: probs.jsonl, solution_field: solutoin, iterations: 1}\n",
+    );
+    let out = p.run_code("p.yaml", &[], 1);
+    let r: crate::fixture::RunReport = out.json();
+    let err = r.get("policy").error.clone().unwrap();
+    assert!(
+        err.contains("no line of") && err.contains("`solutoin`") && err.contains("problem, answer")
+            || err.contains("answer, problem"),
+        "{err}"
+    );
+}

@@ -526,3 +526,27 @@ fn two_bases_with_different_seeds_are_an_error() {
     p.write("both.yaml", "extends: [a.yaml, b.yaml]\nseed: 3\nparams: {n: 5}\n");
     p.pipeline(&["plan", "both.yaml"]).expect_code(0);
 }
+
+#[test]
+fn a_builtin_param_without_a_value_is_an_error_not_a_silent_default() {
+    let (_, out) = spec_error(
+        "stages:\n  probs:\n    kind: problems\n    params:\n      task: arith\n      train:\n      test: ~\n",
+    );
+    assert_has(&out, &["E073", "p.yaml:6:7", "param `train` of stage `probs` has no value", "delete the line"]);
+    assert_has(&out, &["p.yaml:7:13", "param `test` of stage `probs` has no value"]);
+}
+
+#[test]
+fn a_sweep_too_large_to_expand_is_an_error() {
+    let axis =
+        |name: &str| format!("      {name}: [{}]\n", (0..100).map(|i| i.to_string()).collect::<Vec<_>>().join(", "));
+    let text = format!(
+        "stages:\n  big:\n    kind: command\n    cmd: 'true'\n    outputs: [t]\n    sweep:\n{}{}{}{}",
+        axis("a"),
+        axis("b"),
+        axis("c"),
+        axis("d")
+    );
+    let (_, out) = spec_error(&text);
+    assert_has(&out, &["E072", "p.yaml:7:", "the sweep has 100000000 points", "more than the limit of 1000000"]);
+}

@@ -129,7 +129,8 @@ pub fn parse_stage(
                     errors.push(
                         SpecError::new(
                             "E073",
-                            node_loc(v),
+                            // An empty value has no text of its own: point at its key.
+                            if s.as_str().is_empty() { key_loc(k) } else { node_loc(v) },
                             format!("param `{}` of stage `{name}` has no value (YAML reads it as null)", k.as_str()),
                         )
                         .label("no value")
