@@ -126,3 +126,31 @@ fn the_html_report_is_readable_by_others() {
     let mode = fs::metadata(p.path("r.html")).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode & 0o044, 0o044, "report mode {mode:o}: group and others cannot read it");
 }
+
+/// Values reach the program as written: one argument each, never re-parsed by the shell.
+#[test]
+fn substituted_values_are_quoted_and_raw_opts_out() {
+    let p = Project::new();
+    p.write(
+        "p.yaml",
+        r#"
+        params:
+          msg: "two words; touch INJECTED $(touch INJECTED2) 'q'"
+          ks: [1, 2, "a b"]
+          flags: "-n -e"
+        stages:
+          a:
+            kind: command
+            sweep: {tag: ["x y", "plain"]}
+            cmd: printf '[%s]\n' ${params.msg} ${params.ks} ${sweep.tag} > ${outputs.t}; printf '<%s>' ${raw:params.flags} >> ${outputs.t}
+            outputs: {t: t.txt}
+        "#,
+    );
+    let r = p.run("p.yaml", &[]);
+    assert!(!p.path("INJECTED").exists() && !p.path("INJECTED2").exists(), "the value ran as shell code");
+    let out = std::fs::read_to_string(p.object_dir(r.key("a[tag=x y]")).join("t.txt")).unwrap();
+    assert_eq!(
+        out, "[two words; touch INJECTED $(touch INJECTED2) 'q']\n[1]\n[2]\n[a b]\n[x y]\n<-n><-e>",
+        "raw lets the shell split `-n -e` into two words"
+    );
+}

@@ -274,7 +274,7 @@ fn sweep_values_are_escaped_in_views_and_gathers() {
           s:
             kind: command
             sweep: {name: ["a/b", "x=y", "50%", "..", "with space"]}
-            cmd: echo "${sweep.name}" > ${outputs.t}
+            cmd: echo ${sweep.name} > ${outputs.t}
             outputs: {t: t.txt}
           g:
             kind: command

@@ -305,7 +305,7 @@ impl<'p> Expander<'p> {
         if let Some(t) = &stage.cmd {
             for r in t.refs().filter(|r| r.ns == Ns::Params) {
                 if !params.contains_key(r.head()) {
-                    let head = Ref { ns: Ns::Params, path: vec![r.head().to_string()], loc: r.loc };
+                    let head = Ref { ns: Ns::Params, path: vec![r.head().to_string()], loc: r.loc, raw: false };
                     let v = ctx.value(&head)?;
                     params.insert(r.head().to_string(), v);
                 }
@@ -498,7 +498,10 @@ impl Ctx<'_> {
     fn render_cmd_ref(&self, r: &Ref) -> Result<Option<String>, SpecError> {
         match r.ns {
             Ns::Inputs | Ns::Outputs | Ns::Params | Ns::Seed => Ok(None),
-            Ns::Sweep => Ok(Some(self.value(r)?.render())),
+            Ns::Sweep => {
+                let v = self.value(r)?;
+                Ok(Some(if r.raw { v.render() } else { crate::engine::exec::command::quote_value(&v) }))
+            }
         }
     }
 

@@ -1,7 +1,8 @@
 //! `command` stages: a shell command with declared inputs and outputs passed as paths.
 //!
 //! `${params.*}` and `${seed}` are filled from the job (they stay symbolic in the key's
-//! command text, their values are hashed as params and seed); `${inputs.P}` / `${outputs.P}`
+//! command text, their values are hashed as params and seed), shell-quoted by
+//! [`quote_value`] unless written `${raw:params.*}`; `${inputs.P}` / `${outputs.P}`
 //! expand to absolute (shell-quoted) paths and are also
 //! exported as `PIPELINE_INPUT_P` / `PIPELINE_OUTPUT_P`; `PIPELINE_PARAMS` holds the stage's
 //! params as JSON, `PIPELINE_SEED` the seed. stdout and stderr go to the stage log. On Linux
@@ -13,11 +14,27 @@ use std::process::{Command, Stdio};
 
 use super::{ExecError, Job, env_name};
 use crate::engine::spec::interp::{Ns, Template};
+use crate::engine::value::Value;
 
 /// Quote `s` for `sh` when it contains anything but safe characters.
 pub fn shell_quote(s: &str) -> String {
     let safe = |c: char| c.is_ascii_alphanumeric() || "/._-+=:,@%".contains(c);
     if !s.is_empty() && s.chars().all(safe) { s.to_string() } else { format!("'{}'", s.replace('\'', r"'\''")) }
+}
+
+/// The `command` kind's implementation version, in every command stage's key. 1: substituted
+/// `${params.*}` / `${sweep.*}` values are shell-quoted (0 pasted them raw), so the same
+/// command text can run a different command line, and old entries must not be served.
+pub const COMMAND_VERSION: u32 = 1;
+
+/// A value as shell words: a scalar is one quoted word; a list is one quoted word per element
+/// (so `--ks ${params.ks}` passes `--ks 1 2 4`, and an empty list passes nothing); a mapping
+/// is one quoted word of JSON.
+pub fn quote_value(v: &Value) -> String {
+    match v {
+        Value::List(items) => items.iter().map(|i| shell_quote(&i.render())).collect::<Vec<_>>().join(" "),
+        other => shell_quote(&other.render()),
+    }
 }
 
 /// The final command line: input and output references replaced by quoted paths.
@@ -37,12 +54,13 @@ pub fn render(job: &Job<'_>) -> Result<String, ExecError> {
                         _ => None,
                     };
                 }
-                return v.map(|v| v.render()).ok_or_else(|| ExecError::Stage(format!("unresolved reference `{r}`")));
+                let v = v.ok_or_else(|| ExecError::Stage(format!("unresolved reference `{r}`")))?;
+                return Ok(if r.raw { v.render() } else { quote_value(v) });
             }
             Ns::Sweep => return Err(ExecError::Stage(format!("unresolved reference `{r}`"))),
         };
         map.get(r.head())
-            .map(|p| shell_quote(&p.to_string_lossy()))
+            .map(|p| if r.raw { p.to_string_lossy().into_owned() } else { shell_quote(&p.to_string_lossy()) })
             .ok_or_else(|| ExecError::Stage(format!("no path for `{r}`")))
     })
 }

@@ -5,6 +5,11 @@
 //! `${inputs.src}`, `${outputs.table}`, `${seed}`. `$${` writes a literal `${`.
 //! A YAML value that is exactly one reference keeps the referenced value's type; a reference
 //! inside a longer string is rendered into the string ([`crate::engine::value::Value::render`]).
+//!
+//! In a `command` stage's `cmd`, every substituted value is shell-quoted (a list becomes one
+//! quoted word per element), so a value with a space, a quote, `;` or `$(...)` reaches the
+//! program as one argument and never changes the command. `${raw:params.x}` (any namespace)
+//! pastes the text unquoted, for those who want the shell to split or interpret it.
 
 use std::fmt;
 
@@ -52,6 +57,8 @@ pub struct Ref {
     /// Dotted path after the namespace (empty for `${seed}`).
     pub path: Vec<String>,
     pub loc: Option<Loc>,
+    /// `${raw:...}`: in a command, paste the value without shell quoting.
+    pub raw: bool,
 }
 
 impl Ref {
@@ -63,10 +70,11 @@ impl Ref {
 
 impl fmt::Display for Ref {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let raw = if self.raw { RAW_PREFIX } else { "" };
         if self.path.is_empty() {
-            write!(f, "${{{}}}", self.ns.as_str())
+            write!(f, "${{{raw}{}}}", self.ns.as_str())
         } else {
-            write!(f, "${{{}.{}}}", self.ns.as_str(), self.path.join("."))
+            write!(f, "${{{raw}{}.{}}}", self.ns.as_str(), self.path.join("."))
         }
     }
 }
@@ -192,8 +200,15 @@ fn is_name(s: &str) -> bool {
     !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
+/// `${raw:params.x}`: the reference, pasted into a command without quoting.
+pub const RAW_PREFIX: &str = "raw:";
+
 fn parse_ref(inner: &str, loc: Option<Loc>) -> Result<Ref, (String, Option<String>)> {
     let inner = inner.trim();
+    let (raw, inner) = match inner.strip_prefix(RAW_PREFIX) {
+        Some(rest) => (true, rest.trim_start()),
+        None => (false, inner),
+    };
     let mut it = inner.split('.');
     let ns_text = it.next().unwrap_or("");
     let Some(ns) = Ns::parse(ns_text) else {
@@ -217,12 +232,23 @@ fn parse_ref(inner: &str, loc: Option<Loc>) -> Result<Ref, (String, Option<Strin
             Some(format!("write `${{{}.{}}}`", ns.as_str(), path[0])),
         ));
     }
-    Ok(Ref { ns, path, loc })
+    Ok(Ref { ns, path, loc, raw })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn raw_prefix_parses_and_prints_back() {
+        let t = Template::parse("run ${raw:params.flags} ${params.x}", None).unwrap();
+        let refs: Vec<&Ref> = t.refs().collect();
+        assert!(refs[0].raw && !refs[1].raw);
+        assert_eq!(refs[0].path, ["flags"]);
+        assert_eq!(refs[0].to_string(), "${raw:params.flags}");
+        assert_eq!(t.render_with(|_| Ok::<_, ()>(None)).unwrap(), "run ${raw:params.flags} ${params.x}");
+        assert!(Template::parse("${raw:bogus.x}", None).is_err());
+    }
 
     #[test]
     fn parses_refs_and_literals() {

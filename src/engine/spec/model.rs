@@ -84,7 +84,7 @@ pub struct StageDef {
     pub name: String,
     pub loc: Option<Loc>,
     pub kind: String,
-    /// Implementation version of the kind (0 for `command`).
+    /// Implementation version of the kind (`COMMAND_VERSION` for `command`).
     pub version: u32,
     /// Params of a built-in kind whose value is a file it reads (see `KindInfo::path_params`).
     pub path_params: Vec<String>,

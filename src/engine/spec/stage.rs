@@ -157,7 +157,7 @@ pub fn parse_stage(
     let def = StageDef {
         name: name.clone(),
         loc: raw.loc,
-        version: info.map(|k| k.version).unwrap_or(0),
+        version: info.map(|k| k.version).unwrap_or(crate::engine::exec::command::COMMAND_VERSION),
         path_params: info.map(|k| k.path_params.clone()).unwrap_or_default(),
         kind,
         dir: raw.dir.clone(),
