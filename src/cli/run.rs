@@ -16,6 +16,14 @@ pub struct Args {
     /// GPU stages to run at once (each stage with `resources: {gpus: 1}` takes one)
     #[arg(long, default_value_t = 1)]
     pub gpus: u32,
+    /// Recompute this stage (or instance) and everything downstream even though cached; the
+    /// new result replaces the old one atomically. Repeatable
+    #[arg(long, value_name = "STAGE")]
+    pub force: Vec<String>,
+    /// Start nothing new after the first failure (running stages finish); the default keeps
+    /// going with every branch the failure does not feed
+    #[arg(long)]
+    pub fail_fast: bool,
 }
 
 /// `--jobs`, defaulting to the number of cores; 0 is a usage error.
@@ -29,5 +37,5 @@ pub(super) fn jobs(jobs: Option<usize>) -> Result<usize, OpError> {
 
 pub fn exec(ctx: &Context, a: Args) -> Result<(), OpError> {
     let jobs = jobs(a.jobs)?;
-    run(ctx, &RunOpts { file: a.file, targets: a.targets, jobs, gpus: a.gpus })
+    run(ctx, &RunOpts { file: a.file, targets: a.targets, jobs, gpus: a.gpus, force: a.force, fail_fast: a.fail_fast })
 }

@@ -15,6 +15,10 @@ pub struct RunOpts {
     pub targets: Vec<String>,
     pub jobs: usize,
     pub gpus: u32,
+    /// Stages or instances to recompute even though cached, with everything downstream.
+    pub force: Vec<String>,
+    /// Start nothing new after the first failure.
+    pub fail_fast: bool,
 }
 
 #[derive(Serialize)]
@@ -55,7 +59,16 @@ pub fn run(ctx: &Context, opts: &RunOpts) -> Result<(), OpError> {
 /// Run the selected instances of a loaded pipeline (with progress, without the summary).
 /// `check` calls this too, so it computes exactly what `run` would.
 pub fn execute(ctx: &Context, dag: &Dag, opts: &RunOpts) -> Result<RunSummary, OpError> {
-    let selected = select::with_ancestors(dag, &opts.targets).map_err(unknown_target)?;
+    // Forced instances run even when not named as targets.
+    let targets: Vec<String> =
+        if opts.targets.is_empty() { Vec::new() } else { opts.targets.iter().chain(&opts.force).cloned().collect() };
+    let selected = select::with_ancestors(dag, &targets).map_err(unknown_target)?;
+    let force = if opts.force.is_empty() {
+        Vec::new()
+    } else {
+        let seeds = select::matching(dag, &opts.force).map_err(unknown_target)?;
+        select::with_descendants(dag, &selected, &seeds)
+    };
     let cache = ctx.open_cache()?;
     let lock_err = |e| OpError::Failed(format!("cannot lock the cache: {e}"));
     let _run_lock = match cache.try_run_lock().map_err(lock_err)? {
@@ -71,7 +84,8 @@ pub fn execute(ctx: &Context, dag: &Dag, opts: &RunOpts) -> Result<RunSummary, O
     let total = selected.iter().filter(|&&s| s).count();
     let mut progress = Progress::new(&ctx.printer, total);
     let exec = LocalExecutor { kinds: &ctx.kinds };
-    Ok(schedule::run(dag, &selected, &cache, &exec, &RunOptions { jobs: opts.jobs, gpus: opts.gpus }, &mut progress))
+    let run_opts = RunOptions { force, fail_fast: opts.fail_fast, ..RunOptions::new(opts.jobs, opts.gpus) };
+    Ok(schedule::run(dag, &selected, &cache, &exec, &run_opts, &mut progress))
 }
 
 /// Failures, skips and the closing line on stderr; with `json`, the run summary on stdout.

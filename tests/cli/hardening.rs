@@ -154,3 +154,89 @@ fn substituted_values_are_quoted_and_raw_opts_out() {
         "raw lets the shell split `-n -e` into two words"
     );
 }
+
+const NONDETERMINISTIC: &str = r#"
+    stages:
+      a:
+        kind: command
+        cmd: echo x >> counts/a; od -An -N8 -tx8 /dev/urandom > ${outputs.t}
+        outputs: {t: t.txt}
+      b:
+        kind: command
+        needs: {src: a}
+        cmd: echo x >> counts/b; cat ${inputs.src} > ${outputs.t}
+        outputs: {t: t.txt}
+      c:
+        kind: command
+        cmd: echo x >> counts/c; echo c > ${outputs.t}
+        outputs: {t: t.txt}
+"#;
+
+#[test]
+fn force_recomputes_the_named_stage_and_its_descendants_and_replaces_the_entries() {
+    let p = Project::new();
+    p.write("p.yaml", NONDETERMINISTIC);
+    let first = p.run("p.yaml", &[]);
+    let before = p.view("p/b/t.txt");
+    let forced = p.run("p.yaml", &["--force", "a"]);
+    assert_eq!(forced.statuses(), expect_statuses(&[("a", "ran"), ("b", "ran"), ("c", "cached")]));
+    assert_eq!(forced.keys(), first.keys(), "same ingredients, same keys");
+    assert_eq!((p.count("a"), p.count("b"), p.count("c")), (2, 2, 1));
+    let after = p.view("p/b/t.txt");
+    assert_ne!(after, before, "the new result replaced the old one");
+    assert_eq!(after, p.view("p/a/t.txt"));
+    p.pipeline(&["verify"]).expect_code(0);
+    // A forced instance that is not among the targets runs too.
+    let r = p.run("p.yaml", &["c", "--force", "b"]);
+    assert_eq!(r.status("b"), "ran");
+    assert_eq!(r.status("a"), "cached");
+    let out = p.pipeline(&["run", "p.yaml", "--force", "nope"]).expect_code(2);
+    assert!(out.stderr.contains("no stage or instance named `nope`"), "{}", out.stderr);
+}
+
+#[test]
+fn fail_fast_starts_nothing_after_the_first_failure() {
+    let p = Project::new();
+    p.write(
+        "p.yaml",
+        "stages:\n  a:\n    kind: command\n    cmd: exit 3\n    outputs: {t: t.txt}\n  b:\n    kind: command\n    cmd: echo x >> counts/b; echo b > ${outputs.t}\n    outputs: {t: t.txt}\n",
+    );
+    let out = p.run_code("p.yaml", &["-j", "1", "--fail-fast"], 1);
+    let r: RunReport = out.json();
+    assert_eq!(r.statuses(), expect_statuses(&[("a", "failed"), ("b", "skipped")]));
+    assert_eq!(p.count("b"), 0);
+    assert!(out.stderr.contains("`b` (after `a` failed)"), "{}", out.stderr);
+    // The default keeps going.
+    let r: RunReport = p.run_code("p.yaml", &["-j", "1"], 1).json();
+    assert_eq!(r.status("b"), "ran");
+}
+
+#[test]
+fn a_command_past_its_timeout_is_stopped_and_fails() {
+    let p = Project::new();
+    p.write(
+        "p.yaml",
+        "stages:\n  slow:\n    kind: command\n    timeout: 1\n    cmd: sleep 60 & echo $! > counts/child; wait\n    outputs: {t: t.txt}\n",
+    );
+    let out = p.run_code("p.yaml", &[], 1);
+    let r: RunReport = out.json();
+    let err = r.get("slow").error.clone().unwrap();
+    assert!(err.contains("longer than its timeout of 1s"), "{err}");
+    // The whole process group went, the shell's child included.
+    let child: i32 = p.read("counts/child").trim().parse().unwrap();
+    // Gone, or a zombie waiting for a reaper (in a container, pid 1 may never reap it).
+    let alive = std::fs::read_to_string(format!("/proc/{child}/stat"))
+        .is_ok_and(|stat| stat.rsplit(')').next().is_some_and(|rest| !rest.trim_start().starts_with('Z')));
+    assert!(!alive, "the command's child outlived the timeout");
+    // A timeout on a built-in kind is a spec error.
+    p.write("q.yaml", "stages:\n  probs:\n    kind: problems\n    timeout: 30m\n    params: {task: arith}\n");
+    let out = p.pipeline(&["run", "q.yaml"]).expect_code(2);
+    assert!(
+        out.stderr.contains("E074") && out.stderr.contains("`timeout` applies to `command` stages"),
+        "{}",
+        out.stderr
+    );
+    p.write("q.yaml", "stages:\n  s:\n    kind: command\n    timeout: soon\n    cmd: 'true'\n    outputs: [t]\n");
+    let out = p.pipeline(&["run", "q.yaml"]).expect_code(2);
+    assert!(out.stderr.contains("a duration such as 90"), "{}", out.stderr);
+}

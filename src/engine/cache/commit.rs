@@ -40,6 +40,9 @@ pub enum CommitOutcome {
     AlreadyPresent,
     /// A broken entry was there; it was removed and ours took its place. Worth a warning.
     ReplacedBroken(CacheFault),
+    /// A valid entry was there and [`Pending::replace_existing`] asked for ours to take its
+    /// place (`run --force`); it was swapped out in one step.
+    Replaced,
 }
 
 /// A successful commit: the outcome and the manifest that is now in `objects/<key>`.
@@ -98,6 +101,8 @@ pub struct Pending {
     layout: Arc<Layout>,
     rows: Arc<dyn RowCounter>,
     committed: bool,
+    /// Replace a valid entry for the key instead of deferring to it.
+    replace: bool,
 }
 
 impl std::fmt::Debug for Pending {
@@ -123,6 +128,7 @@ impl Cache {
             layout: Arc::clone(&self.layout),
             rows: Arc::clone(&self.rows),
             committed: false,
+            replace: false,
         };
         fs::create_dir(&pending.out).at("cannot create", &pending.out)?;
         fs::create_dir(&pending.scratch).at("cannot create", &pending.scratch)?;
@@ -133,6 +139,13 @@ impl Cache {
 impl Pending {
     pub fn key(&self) -> &StageKey {
         &self.key
+    }
+
+    /// On commit, replace a valid entry already stored for the key (`run --force`) instead of
+    /// keeping it. The swap is one `renameat2(RENAME_EXCHANGE)`, so readers see the old entry or
+    /// the new one, never none; the old one leaves with this temp dir.
+    pub fn replace_existing(&mut self) {
+        self.replace = true;
     }
 
     /// Where the stage writes its outputs and log; becomes `objects/<key>` on commit.
@@ -190,7 +203,10 @@ impl Pending {
             }
         }
         let committed = self.place(manifest)?;
-        if matches!(committed.outcome, CommitOutcome::Stored | CommitOutcome::ReplacedBroken(_)) {
+        if matches!(
+            committed.outcome,
+            CommitOutcome::Stored | CommitOutcome::ReplacedBroken(_) | CommitOutcome::Replaced
+        ) {
             seal(&self.layout.object_dir(&self.key));
         }
         Ok(committed)
@@ -250,6 +266,23 @@ impl Pending {
                     let outcome = replaced.map_or(CommitOutcome::Stored, CommitOutcome::ReplacedBroken);
                     return Ok(Committed { outcome, manifest });
                 }
+                Err(e) if occupied(&e) && self.replace => {
+                    add_owner_write(&dest);
+                    match exchange(&self.out, &dest) {
+                        // `self.out` now holds the old entry, deleted with our temp dir.
+                        Ok(()) => {
+                            self.committed = true;
+                            sync_dir(&self.layout.objects)
+                                .map_err(CommitError::io("cannot sync", &self.layout.objects))?;
+                            return Ok(Committed { outcome: CommitOutcome::Replaced, manifest });
+                        }
+                        // No atomic exchange on this filesystem: move the old one aside first.
+                        Err(_) => {
+                            let aside = self.dir.join(unique_name("replaced"));
+                            move_to(&dest, &aside).map_err(CommitError::io("cannot move aside", &dest))?;
+                        }
+                    }
+                }
                 Err(e) if occupied(&e) => match verify_entry(&self.layout, &self.key) {
                     Ok(existing) => {
                         self.committed = true;
@@ -279,6 +312,29 @@ impl Pending {
             path: dest,
             source: io::Error::other("gave up after 3 attempts"),
         })
+    }
+}
+
+/// Swap two paths in one step (Linux `renameat2` with `RENAME_EXCHANGE`).
+fn exchange(a: &Path, b: &Path) -> io::Result<()> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &Path| CString::new(p.as_os_str().as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput));
+    let (ca, cb) = (c(a)?, c(b)?);
+    // SAFETY: both pointers are valid NUL-terminated paths for the duration of the call.
+    let rc =
+        unsafe { libc::renameat2(libc::AT_FDCWD, ca.as_ptr(), libc::AT_FDCWD, cb.as_ptr(), libc::RENAME_EXCHANGE) };
+    if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+}
+
+/// Give a sealed directory its owner's write bit back (moving a directory to another parent
+/// rewrites its `..`).
+fn add_owner_write(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(m) = fs::symlink_metadata(dir)
+        && m.is_dir()
+    {
+        let _ = fs::set_permissions(dir, fs::Permissions::from_mode(m.permissions().mode() | 0o700));
     }
 }
 

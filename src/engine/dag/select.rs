@@ -53,3 +53,14 @@ pub fn with_ancestors(dag: &Dag, targets: &[String]) -> Result<Vec<bool>, Unknow
     }
     Ok(keep)
 }
+
+/// `seeds` and every selected instance downstream of one (instances are in topological order:
+/// an instance's upstream instances come before it).
+pub fn with_descendants(dag: &Dag, selected: &[bool], seeds: &BTreeSet<usize>) -> Vec<bool> {
+    let mut out = vec![false; dag.instances.len()];
+    for (i, inst) in dag.instances.iter().enumerate() {
+        debug_assert!(inst.upstream.iter().all(|&u| u < i), "instances are in topological order");
+        out[i] = selected[i] && (seeds.contains(&i) || inst.upstream.iter().any(|&u| out[u]));
+    }
+    out
+}

@@ -92,13 +92,49 @@ pub fn run(job: &Job<'_>) -> Result<(), ExecError> {
             Ok(())
         });
     }
-    let status = cmd.status().map_err(ExecError::Spawn)?;
+    let status = match job.timeout {
+        None => cmd.status().map_err(ExecError::Spawn)?,
+        Some(limit) => wait_with_timeout(&mut cmd, limit)?,
+    };
     if status.success() {
         Ok(())
     } else if let Some(code) = status.code() {
         Err(ExecError::Exit(code))
     } else {
         Err(ExecError::Signal(status.signal().unwrap_or(0)))
+    }
+}
+
+/// How long a command that ran past its `timeout:` gets between SIGTERM and SIGKILL.
+const GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Run the command in its own process group and wait at most `limit`; past it, the whole group
+/// (the shell and everything it started) gets SIGTERM, then SIGKILL after [`GRACE`].
+fn wait_with_timeout(cmd: &mut Command, limit: std::time::Duration) -> Result<std::process::ExitStatus, ExecError> {
+    use std::sync::mpsc;
+    cmd.process_group(0);
+    let mut child = cmd.spawn().map_err(ExecError::Spawn)?;
+    let pgid = child.id() as libc::pid_t;
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait());
+    });
+    let signal = |sig| {
+        // SAFETY: kill has no memory effects; a negative pid names the process group.
+        unsafe { libc::kill(-pgid, sig) };
+    };
+    match rx.recv_timeout(limit) {
+        Ok(status) => status.map_err(ExecError::Spawn),
+        Err(_) => {
+            signal(libc::SIGTERM);
+            if rx.recv_timeout(GRACE).is_err() {
+                signal(libc::SIGKILL);
+                let _ = rx.recv();
+            }
+            // Children that outlived the shell in the group.
+            signal(libc::SIGKILL);
+            Err(ExecError::Timeout(limit))
+        }
     }
 }
 

@@ -70,6 +70,8 @@ pub struct Job<'a> {
     pub outputs: BTreeMap<String, PathBuf>,
     pub out_dir: &'a Path,
     pub log: &'a Path,
+    /// `timeout:` of a command stage.
+    pub timeout: Option<std::time::Duration>,
 }
 
 /// Why an execution failed.
@@ -85,6 +87,8 @@ pub enum ExecError {
     Stage(String),
     #[error("the stage panicked: {0}; this is a bug in the stage's code, please report it")]
     Panic(String),
+    #[error("the command ran longer than its timeout of {}s and was stopped", .0.as_secs())]
+    Timeout(std::time::Duration),
 }
 
 /// Runs jobs. Implementations: [`LocalExecutor`]; Slurm later.

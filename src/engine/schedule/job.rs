@@ -29,7 +29,9 @@ impl JobResult {
     }
 }
 
-pub fn execute(dag: &Dag, i: usize, cache: &Cache, exec: &dyn Executor) -> JobResult {
+/// Compute instance `i`. With `force`, an entry already stored for its key is recomputed and
+/// replaced (`run --force`) instead of being a hit.
+pub fn execute(dag: &Dag, i: usize, cache: &Cache, exec: &dyn Executor, force: bool) -> JobResult {
     let inst = &dag.instances[i];
     let stage = &dag.pipeline.stages[inst.stage];
     let key = &inst.key;
@@ -37,13 +39,16 @@ pub fn execute(dag: &Dag, i: usize, cache: &Cache, exec: &dyn Executor) -> JobRe
         Ok(l) => l,
         Err(e) => return JobResult::failed(format!("cannot lock cache key {}: {e}", key.short()), None, 0.0),
     };
-    if cache.has_entry(key) {
+    if !force && cache.has_entry(key) {
         return JobResult { hit: true, seconds: 0.0, error: None, log: None, warnings: Vec::new() };
     }
     let mut pending = match cache.begin(key) {
         Ok(p) => p,
         Err(e) => return JobResult::failed(format!("cannot create a temp directory in the cache: {e}"), None, 0.0),
     };
+    if force {
+        pending.replace_existing();
+    }
     let inputs = match link_inputs(dag, i, cache, pending.scratch_dir()) {
         Ok(m) => m,
         Err(e) => return JobResult::failed(format!("cannot prepare inputs: {e}"), None, 0.0),
@@ -72,6 +77,7 @@ pub fn execute(dag: &Dag, i: usize, cache: &Cache, exec: &dyn Executor) -> JobRe
         outputs,
         out_dir: pending.out_dir(),
         log: &log,
+        timeout: stage.timeout,
     };
     let snapshot = Snapshot::take(dag, i, cache);
     let start = Instant::now();

@@ -73,6 +73,17 @@ pub struct RunOptions {
     /// GPU tokens: a stage with `resources.gpus: 1` takes one, so two GPU stages never share
     /// a device.
     pub gpus: u32,
+    /// Instances to recompute even though cached (by instance index; empty: none). The
+    /// caller closes it under descendants (`run --force`).
+    pub force: Vec<bool>,
+    /// After the first failure, start nothing new (`run --fail-fast`); running jobs finish.
+    pub fail_fast: bool,
+}
+
+impl RunOptions {
+    pub fn new(jobs: usize, gpus: u32) -> RunOptions {
+        RunOptions { jobs, gpus, force: Vec::new(), fail_fast: false }
+    }
 }
 
 /// Free resource tokens.
@@ -156,7 +167,10 @@ pub fn run(
 
     // 2. Lookup, 3. verify what feeds a job that runs.
     let mut summary = RunSummary::default();
-    let mut to_run: Vec<bool> = jobs.iter().map(|j| !cache.has_entry(&dag.instances[j.rep].key)).collect();
+    let forced = |j: &KeyJob| j.instances.iter().any(|&i| opts.force.get(i).copied().unwrap_or(false));
+    let force: Vec<bool> = jobs.iter().map(forced).collect();
+    let mut to_run: Vec<bool> =
+        jobs.iter().zip(&force).map(|(j, &f)| f || !cache.has_entry(&dag.instances[j.rep].key)).collect();
     let mut verified = vec![false; jobs.len()];
     // Entries that could not be read (an I/O error, not damage): kept, and reported as failed
     // so that nothing is computed from them.
@@ -225,6 +239,7 @@ pub fn run(
             let job_rx = Arc::clone(&job_rx);
             let done_tx = done_tx.clone();
             let jobs = &jobs;
+            let force = &force;
             scope.spawn(move || {
                 loop {
                     let next = match job_rx.lock() {
@@ -234,8 +249,9 @@ pub fn run(
                     let Ok(j) = next else { return };
                     // A panic outside the executor (the executor catches its own) must still
                     // report back, or the coordinator would wait for this job forever.
-                    let result = crate::engine::exec::panic::catch(|| job::execute(dag, jobs[j].rep, cache, exec))
-                        .unwrap_or_else(job::JobResult::panicked);
+                    let result =
+                        crate::engine::exec::panic::catch(|| job::execute(dag, jobs[j].rep, cache, exec, force[j]))
+                            .unwrap_or_else(job::JobResult::panicked);
                     if done_tx.send((j, result)).is_err() {
                         return;
                     }
@@ -243,9 +259,11 @@ pub fn run(
             });
         }
         drop(done_tx);
+        // With --fail-fast, the first failed instance: nothing new starts after it.
+        let mut stop_after: Option<String> = None;
         loop {
             // Start every ready job whose resources fit, lowest index (topological) first.
-            while running < workers {
+            while running < workers && stop_after.is_none() {
                 let Some(j) = ready.iter().copied().find(|&j| tokens.fits(&need(j))) else { break };
                 ready.remove(&j);
                 tokens.take(&need(j));
@@ -282,6 +300,9 @@ pub fn run(
             finish_job(dag, cache, &jobs[j], end, &mut outcomes, reporter, &mut views);
             if status == Status::Failed {
                 skip_downstream(dag, cache, &jobs, j, &mut state, &mut ready, &mut outcomes, reporter, &mut views);
+                if opts.fail_fast && stop_after.is_none() {
+                    stop_after = Some(dag.instances[jobs[j].rep].name.clone());
+                }
             } else {
                 for &d in &jobs[j].downs {
                     if state[d] == JobState::Waiting && to_run[d] {
@@ -294,6 +315,16 @@ pub fn run(
             }
         }
         drop(job_tx);
+        // --fail-fast: what never started is skipped, naming the failure that stopped the run.
+        if let Some(culprit) = stop_after {
+            for d in 0..jobs.len() {
+                if state[d] == JobState::Waiting {
+                    state[d] = JobState::Done(Status::Skipped);
+                    let end = JobEnd { because: Some(culprit.clone()), ..JobEnd::new(Status::Skipped) };
+                    finish_job(dag, cache, &jobs[d], end, &mut outcomes, reporter, &mut views);
+                }
+            }
+        }
     });
     // 5. Drop view links of points and stages that are no longer in the pipeline. Failures to
     // update views are reported like any other warning (not only in `--json`).

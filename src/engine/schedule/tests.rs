@@ -70,7 +70,7 @@ fn run_with_deadline(exec: &'static (dyn Executor + Sync), jobs: usize) -> RunSu
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let selected = vec![true; dag.instances.len()];
-        let s = run(&dag, &selected, &cache, exec, &RunOptions { jobs, gpus: 1 }, &mut Quiet);
+        let s = run(&dag, &selected, &cache, exec, &RunOptions::new(jobs, 1), &mut Quiet);
         let _ = tx.send(s);
         drop(dir);
     });
@@ -100,7 +100,7 @@ fn unreadable_input_entry_is_kept_and_its_dependents_do_not_run() {
     let dag = load(dir.path(), yaml);
     let cache = Cache::open(dir.path().join("cache")).unwrap();
     let all = vec![true; dag.instances.len()];
-    let opts = RunOptions { jobs: 2, gpus: 1 };
+    let opts = RunOptions::new(2, 1);
     let first = run(&dag, &all, &cache, &PanicsOnBoom, &opts, &mut Quiet);
     assert_eq!(first.count(Status::Ran), 2);
     let key = |name: &str| dag.instances.iter().find(|i| i.name == name).unwrap().key.clone();

@@ -104,6 +104,9 @@ pub struct StageDef {
     /// Output tables `pipeline report` shows: (port, columns; empty = every column). Not part
     /// of the stage's identity.
     pub report: Vec<(String, Vec<String>)>,
+    /// `timeout:` of a command stage: killed and failed when it runs longer. Not part of the
+    /// stage's identity.
+    pub timeout: Option<std::time::Duration>,
     /// Global params this stage reads (through its params, command or seed).
     pub global_refs: BTreeSet<String>,
 }

@@ -15,7 +15,7 @@ use crate::engine::exec::KindInfo;
 use crate::engine::value::Value;
 
 pub const STAGE_KEYS: &[&str] =
-    &["kind", "doc", "cmd", "deps", "outputs", "needs", "params", "sweep", "seed", "resources", "report"];
+    &["kind", "doc", "cmd", "deps", "outputs", "needs", "params", "sweep", "seed", "resources", "report", "timeout"];
 pub const RESERVED_FILES: &[&str] = &["manifest.json", "manifest.json.tmp", "stage.log"];
 
 /// A `needs:` entry before the upstream's outputs are known.
@@ -153,6 +153,14 @@ pub fn parse_stage(
         map.get_node("resources").map(|n| parse_resources(n, &field("resources"), errors)).unwrap_or_default();
     let report =
         map.get_node("report").map(|n| parse_report(n, &field("report"), &outputs, errors)).unwrap_or_default();
+    let timeout = map.get_node("timeout").and_then(|n| parse_timeout(n, &field("timeout"), errors));
+    if let (Some(_), Some(_), Some(n)) = (timeout, info, map.get_node("timeout")) {
+        errors.push(
+            SpecError::new("E074", node_loc(n), format!("`timeout` applies to `command` stages; `{kind}` is a built-in kind"))
+                .label("not for built-in kinds")
+                .help("built-in kinds run inside `pipeline` and cannot be stopped midway safely; bound their work with their own params (iterations, samples)"),
+        );
+    }
 
     let def = StageDef {
         name: name.clone(),
@@ -170,6 +178,7 @@ pub fn parse_stage(
         seed,
         resources,
         report,
+        timeout,
         global_refs: Default::default(),
     };
     Some((def, needs))
@@ -482,6 +491,34 @@ fn parse_report(
         }
     }
     out
+}
+
+/// `timeout: 90` (seconds) or `"90s"`, `"30m"`, `"2h"`, `"1d"`; at least one second.
+fn parse_timeout(node: &Node, field: &str, errors: &mut Vec<SpecError>) -> Option<std::time::Duration> {
+    let expected = "a duration such as 90 (seconds), \"30m\", \"2h\" or \"1d\"";
+    let secs = match node.as_scalar().map(scalar_value) {
+        Some(Value::Int(i)) if i >= 1 => Some(i as u64),
+        Some(Value::Str(s)) => {
+            let s = s.trim();
+            let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+            let per = match unit {
+                "s" | "" => Some(1u64),
+                "m" => Some(60),
+                "h" => Some(3600),
+                "d" => Some(86_400),
+                _ => None,
+            };
+            match (num.parse::<u64>().ok(), per) {
+                (Some(n), Some(per)) if n >= 1 => n.checked_mul(per),
+                _ => None,
+            }
+        }
+        _ => None,
+    };
+    if secs.is_none() {
+        errors.push(type_error(node, field, expected));
+    }
+    secs.map(std::time::Duration::from_secs)
 }
 
 fn parse_resources(node: &Node, field: &str, errors: &mut Vec<SpecError>) -> Resources {

@@ -72,7 +72,14 @@ pub fn check(ctx: &Context, opts: &CheckOpts) -> Result<(), OpError> {
         targets.sort();
         targets.dedup();
         let run_start = std::time::Instant::now();
-        let run = RunOpts { file: opts.file.clone(), targets, jobs: opts.jobs, gpus: opts.gpus };
+        let run = RunOpts {
+            file: opts.file.clone(),
+            targets,
+            jobs: opts.jobs,
+            gpus: opts.gpus,
+            force: Vec::new(),
+            fail_fast: false,
+        };
         let summary = execute(ctx, &dag, &run)?;
         print_summary(ctx, &dag.pipeline.name, &summary, run_start.elapsed().as_secs_f64(), false);
         Some(summary)
