@@ -149,9 +149,16 @@ mod tests {
         let b = run(params, dir.path()).unwrap();
         assert_eq!(a, b);
         assert_eq!(a.num_rows(), 50);
+        // Each line's split is its own seeded draw (line numbers are 1-based): the same rule,
+        // computed here independently, gives exactly the same rows, line by line.
         let split = a.column(1).as_string::<i32>();
-        let tests = split.iter().filter(|s| *s == Some("test")).count();
-        assert!((2..=20).contains(&tests), "{tests} of 50 in test with test_fraction 0.2");
+        let want: Vec<&str> = (1..=50u64)
+            .map(|line| if item_rng(9, STREAM_SPLIT, line).random::<f64>() < 0.2 { "test" } else { "train" })
+            .collect();
+        let got: Vec<&str> = split.iter().map(|s| s.unwrap()).collect();
+        assert_eq!(got, want);
+        let tests = want.iter().filter(|s| **s == "test").count();
+        assert!(tests > 0 && tests < 50, "both splits are used ({tests} of 50 in test)");
         assert_eq!(a.column(3).as_string::<i32>().value(0), "1");
     }
 

@@ -39,16 +39,17 @@ mod tests {
 
     #[test]
     fn same_inputs_same_draws_different_items_differ() {
-        let a: Vec<u32> = (0..4).map(|_| item_rng(7, 1, 3).random()).collect();
-        let mut r = item_rng(7, 1, 3);
-        let b: Vec<u32> = (0..4).map(|_| r.random()).collect();
-        assert_eq!(a[0], b[0]);
-        let mut other = item_rng(7, 1, 4);
-        let mut other_stream = item_rng(7, 2, 3);
-        let c: u64 = other.random();
-        let d: u64 = other_stream.random();
-        let e: u64 = item_rng(7, 1, 3).random();
-        assert_ne!(c, e);
-        assert_ne!(d, e);
+        let draws = |mut r: ChaCha8Rng| -> Vec<u64> { (0..4).map(|_| r.random()).collect() };
+        let a = draws(item_rng(7, 1, 3));
+        // The same (seed, stream, item) gives the same sequence, not only the same first draw.
+        assert_eq!(a, draws(item_rng(7, 1, 3)));
+        assert!(a.windows(2).all(|w| w[0] != w[1]), "a sequence, not one value repeated: {a:?}");
+        // Changing any one coordinate changes every draw of the sequence.
+        for other in [item_rng(7, 1, 4), item_rng(7, 2, 3), item_rng(8, 1, 3), keyed_rng(7, 1, 0, 3)] {
+            let b = draws(other);
+            assert!(a.iter().zip(&b).all(|(x, y)| x != y), "{a:?} vs {b:?}");
+        }
+        // keyed_rng separates keys for the same item.
+        assert_ne!(draws(keyed_rng(7, 1, 1, 3)), draws(keyed_rng(7, 1, 2, 3)));
     }
 }

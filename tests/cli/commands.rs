@@ -223,10 +223,23 @@ fn dag_renders_the_edges_in_dot_and_mermaid() {
 }
 
 #[test]
-fn kinds_lists_command() {
+fn kinds_lists_every_registered_kind_with_its_version_params_and_ports() {
+    use pav_pipeline::engine::exec::KindRegistry;
     let p = Project::new();
     let out = p.pipeline(&["kinds"]).expect_code(0);
-    assert!(out.stdout.contains("command"), "{}", out.stdout);
+    assert!(out.stdout.starts_with("command  run a shell command"), "{}", out.stdout);
+    let registry = pav_pipeline::kinds::Builtins::new();
+    assert!(registry.kinds().len() >= 9, "the built-in kinds are registered");
+    for k in registry.kinds() {
+        let block = out
+            .stdout
+            .split(&format!("\n{}  (version {})", k.name, k.version))
+            .nth(1)
+            .unwrap_or_else(|| panic!("`{}` (version {}) is not listed:\n{}", k.name, k.version, out.stdout));
+        assert!(block.contains(&format!("params: {}\n", k.params.join(", "))), "{}: {block}", k.name);
+        let outputs: Vec<String> = k.outputs.iter().map(|(port, file)| format!("{port} ({file})")).collect();
+        assert!(block.contains(&format!("outputs: {}", outputs.join(", "))), "{}: {block}", k.name);
+    }
 }
 
 #[test]

@@ -2,8 +2,8 @@
 //!
 //! Objects are selected by reachability (`roots`), by age (`older_than`, from the manifest's
 //! `created_unix`), or both (unreachable AND old); with neither, no complete object is touched.
-//! Always removed: broken objects (no or unparsable manifest), everything in `tmp/` (the
-//! caller holds the [`GcLock`], so no run is active), view links that dangle or point
+//! Always removed: broken objects (no or unparsable manifest), everything in `tmp/` and
+//! `gathers/` (the caller holds the [`GcLock`], so no run is active), view links that dangle or point
 //! into a removed object, and lock files of keys without an object. Failed logs follow the
 //! object rule, with the file's mtime as its age.
 //!
@@ -74,6 +74,16 @@ impl Cache {
     pub fn gc(&self, _lock: &GcLock, opts: &GcOptions) -> io::Result<GcReport> {
         let mut report = GcReport { dry_run: opts.dry_run, ..GcReport::default() };
         self.gc_tmp(&mut report)?;
+        // Gathered-input trees are rebuilt on demand; with no run active, all of them go.
+        let gathers = self.layout.root.join("gathers");
+        if fs::symlink_metadata(&gathers).is_ok() {
+            report.bytes_freed += tree_size(&gathers).unwrap_or(0);
+            if !opts.dry_run
+                && let Err(e) = remove_any(&gathers)
+            {
+                report.warnings.push(format!("could not remove the gathered-input trees: {e}"));
+            }
+        }
         let removed = self.gc_objects(opts, &mut report)?;
         // Dangling view links go. last/ pointers stay: `explain` then says the previous result
         // was removed instead of "never ran". The view indexes describe links that may just

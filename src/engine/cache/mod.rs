@@ -13,6 +13,7 @@
 //! R/views/<pipeline>/<stage>/<axis>=<value>/.../<file>   relative symlinks into objects/
 //! R/last/<pipeline>/<stage>/<axis>=<value>/.../@last     symlink to objects/<key>
 //! R/failed/<key>.log             the log of a failed execution
+//! R/gathers/<pipeline>/<instance>/<port>/   gathered inputs, updated in place (see gather.rs)
 //! ```
 //!
 //! An entry is complete iff `objects/<key>/manifest.json` exists and parses; [`Cache::has_entry`]
@@ -47,6 +48,7 @@
 
 mod commit;
 mod digest;
+mod gather;
 mod gc;
 mod last;
 mod layout;
@@ -68,6 +70,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use commit::{CommitError, CommitMeta, CommitOutcome, Committed, Pending};
+pub use gather::GatherTree;
 pub use gc::{GcOptions, GcRemoved, GcReport};
 pub use lock::{GcLock, KeyLock, RunLock};
 pub use manifest::{ENGINE_VERSION, MANIFEST_FILE, Manifest, NoRows, OutputRecord, RowCounter, STAGE_LOG};

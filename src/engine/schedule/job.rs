@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::inputs::Snapshot;
-use crate::engine::cache::{Cache, CommitError, CommitMeta, CommitOutcome};
+use crate::engine::cache::{Cache, CommitError, CommitMeta, CommitOutcome, GatherTree};
 use crate::engine::dag::{Binding, Dag};
 use crate::engine::exec::{Executor, Job};
 
@@ -49,7 +49,7 @@ pub fn execute(dag: &Dag, i: usize, cache: &Cache, exec: &dyn Executor, force: b
     if force {
         pending.replace_existing();
     }
-    let inputs = match link_inputs(dag, i, cache, pending.scratch_dir()) {
+    let (inputs, _gather_trees) = match link_inputs(dag, i, cache) {
         Ok(m) => m,
         Err(e) => return JobResult::failed(format!("cannot prepare inputs: {e}"), None, 0.0),
     };
@@ -117,30 +117,28 @@ pub fn execute(dag: &Dag, i: usize, cache: &Cache, exec: &dyn Executor, force: b
 }
 
 /// Input paths: a single input is the upstream object's file; a gathered input is a directory
-/// of `axis=value/.../<file>` links to the upstream objects' files.
-fn link_inputs(dag: &Dag, i: usize, cache: &Cache, scratch: &Path) -> std::io::Result<BTreeMap<String, PathBuf>> {
+/// of `axis=value/.../<file>` links to the upstream objects' files, kept between runs and
+/// updated in place ([`Cache::gather_tree`]). The returned trees hold their locks: keep them
+/// until the stage has run.
+fn link_inputs(dag: &Dag, i: usize, cache: &Cache) -> std::io::Result<(BTreeMap<String, PathBuf>, Vec<GatherTree>)> {
     let mut out = BTreeMap::new();
+    let mut trees = Vec::new();
     for (port, b) in &dag.instances[i].inputs {
         match b {
             Binding::Single { instance, file } => {
                 out.insert(port.clone(), cache.object_dir(&dag.instances[*instance].key).join(file));
             }
             Binding::Gather { file, points } => {
-                let root = scratch.join("inputs").join(port);
-                for (pt, up) in points {
-                    let mut dir = root.clone();
-                    for (a, v) in pt {
-                        dir.push(crate::engine::cache::point_segment(a, v));
-                    }
-                    std::fs::create_dir_all(&dir)?;
-                    let target = cache.object_dir(&dag.instances[*up].key).join(file);
-                    let name = Path::new(file).file_name().map(PathBuf::from).unwrap_or_else(|| PathBuf::from(file));
-                    std::os::unix::fs::symlink(target, dir.join(name))?;
-                }
-                std::fs::create_dir_all(&root)?;
-                out.insert(port.clone(), root);
+                let name = Path::new(file).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| file.clone());
+                let links: Vec<(Vec<(String, String)>, PathBuf)> = points
+                    .iter()
+                    .map(|(pt, up)| (pt.clone(), cache.object_dir(&dag.instances[*up].key).join(file)))
+                    .collect();
+                let tree = cache.gather_tree(&dag.pipeline.name, &dag.instances[i].name, port, &name, &links)?;
+                out.insert(port.clone(), tree.dir.clone());
+                trees.push(tree);
             }
         }
     }
-    Ok(out)
+    Ok((out, trees))
 }
