@@ -57,6 +57,7 @@ mod lock;
 mod manifest;
 mod segment;
 mod verify;
+mod verify_memo;
 mod view_index;
 mod views;
 
@@ -76,6 +77,7 @@ pub use lock::{GcLock, KeyLock, RunLock};
 pub use manifest::{ENGINE_VERSION, MANIFEST_FILE, Manifest, NoRows, OutputRecord, RowCounter, STAGE_LOG};
 pub use segment::{escape_segment, point_segment};
 pub use verify::CacheFault;
+pub use verify_memo::VerifyMemo;
 pub use view_index::{ViewEntry, ViewIndex};
 
 use crate::engine::hash::StageKey;

@@ -129,7 +129,10 @@ fn link_inputs(dag: &Dag, i: usize, cache: &Cache) -> std::io::Result<(BTreeMap<
                 out.insert(port.clone(), cache.object_dir(&dag.instances[*instance].key).join(file));
             }
             Binding::Gather { file, points } => {
-                let name = Path::new(file).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| file.clone());
+                let name = Path::new(file)
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| file.clone());
                 let links: Vec<(Vec<(String, String)>, PathBuf)> = points
                     .iter()
                     .map(|(pt, up)| (pt.clone(), cache.object_dir(&dag.instances[*up].key).join(file)))

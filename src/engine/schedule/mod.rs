@@ -5,7 +5,8 @@
 //! 2. Each key is looked up with one `stat` (a complete entry has a manifest). Hits resolve
 //!    inline, without a worker.
 //! 3. Before anything runs, every cached entry that feeds a job that will run is verified
-//!    (manifest, sizes, blake3). A broken entry is a warning, is removed, and its key joins
+//!    (manifest, sizes, blake3; an entry whose files kept the `stat` stamps they had when it
+//!    last verified is not re-digested, see `cache::VerifyMemo`). A broken entry is a warning, is removed, and its key joins
 //!    the jobs, which may in turn require verifying its own inputs (a fixpoint).
 //! 4. A single coordinator thread owns the run state; `jobs` worker threads receive ready jobs
 //!    over a channel and send outcomes back. Resource tokens (CPU slots = `--jobs`, GPU
@@ -25,7 +26,7 @@ use std::path::PathBuf;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
-use crate::engine::cache::{Cache, ViewEntry, ViewIndex};
+use crate::engine::cache::{Cache, VerifyMemo, ViewEntry, ViewIndex};
 use crate::engine::dag::Dag;
 use crate::engine::exec::Executor;
 use crate::engine::hash::StageKey;
@@ -175,13 +176,14 @@ pub fn run(
     // Entries that could not be read (an I/O error, not damage): kept, and reported as failed
     // so that nothing is computed from them.
     let mut unreadable: Vec<Option<String>> = vec![None; jobs.len()];
+    let mut memo = cache.read_verify_memo(&dag.pipeline.name);
     let mut stack: Vec<usize> = (0..jobs.len()).filter(|&j| to_run[j]).flat_map(|j| jobs[j].ups.clone()).collect();
     while let Some(u) = stack.pop() {
         if to_run[u] || std::mem::replace(&mut verified[u], true) {
             continue;
         }
         let key = &dag.instances[jobs[u].rep].key;
-        match verify_under_lock(cache, key) {
+        match verify_under_lock(cache, key, &mut memo) {
             Ok(()) => {}
             Err(EntryProblem::Broken(fault)) => {
                 let msg = format!(
@@ -198,6 +200,9 @@ pub fn run(
     }
 
     // 4. Coordinator.
+    if let Err(e) = cache.write_verify_memo(&dag.pipeline.name, &memo) {
+        summary.warnings.push(format!("could not save the verification memo: {e}"));
+    }
     let mut views = Views::open(cache, &dag.pipeline.name);
     let mut outcomes: Vec<Option<Outcome>> = vec![None; dag.instances.len()];
     let mut pending_ups: Vec<usize> = jobs.iter().map(|j| j.ups.iter().filter(|&&u| to_run[u]).count()).collect();
@@ -517,8 +522,8 @@ enum EntryProblem {
 /// Verify an entry and, if it is damaged, remove it, both under the key's lock: another run may
 /// be replacing the same broken entry with a good one, which must not be removed. An entry
 /// that cannot be read is never removed (see [`crate::engine::cache::CacheFault::is_damage`]).
-fn verify_under_lock(cache: &Cache, key: &StageKey) -> Result<(), EntryProblem> {
-    match cache.verify(key) {
+fn verify_under_lock(cache: &Cache, key: &StageKey, memo: &mut VerifyMemo) -> Result<(), EntryProblem> {
+    match cache.verify_remembered(key, memo) {
         Ok(_) => return Ok(()),
         Err(fault) if !fault.is_damage() => return Err(EntryProblem::Unreadable(fault.to_string())),
         Err(_) => {}
