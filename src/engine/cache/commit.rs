@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::digest::{DigestError, digest_output};
-use super::layout::{Layout, check_key, move_to, seal, sync_dir, unique_name, unseal};
+use super::layout::{Layout, check_key, move_to, seal, sync_dir, sync_filesystem, unique_name, unseal};
 use super::manifest::{ENGINE_VERSION, MANIFEST_FILE, Manifest, OutputRecord, RowCounter, STAGE_LOG, now_unix};
 use super::segment::check_file_name;
 use super::verify::{CacheFault, verify_entry};
@@ -112,7 +112,8 @@ impl std::fmt::Debug for Pending {
 }
 
 impl Cache {
-    /// Start writing the entry for `key`: creates `tmp/<key>.<pid>.<n>/{out,scratch}`.
+    /// Start writing the entry for `key`: creates `tmp/<key>.<pid>.<n>/out` (and `scratch/` on
+    /// first use of [`Pending::scratch_dir`]).
     /// The caller should hold the key lock (and the run lock).
     pub fn begin(&self, key: &StageKey) -> io::Result<Pending> {
         check_key(key)?;
@@ -131,8 +132,15 @@ impl Cache {
             replace: false,
         };
         fs::create_dir(&pending.out).at("cannot create", &pending.out)?;
-        fs::create_dir(&pending.scratch).at("cannot create", &pending.scratch)?;
         Ok(pending)
+    }
+}
+
+impl Cache {
+    /// Make the renames of committed entries into `objects/` durable: one `fsync` of the
+    /// directory for every commit since the last call (group durability, once a wave).
+    pub fn sync_objects(&self) -> io::Result<()> {
+        sync_dir(&self.layout.objects)
     }
 }
 
@@ -155,6 +163,9 @@ impl Pending {
 
     /// Scratch space for the caller (gathered inputs, temp files); never committed.
     pub fn scratch_dir(&self) -> &Path {
+        // Made on first use: most stages need none, and each directory costs a mkdir and an
+        // unlink per stage.
+        let _ = fs::create_dir(&self.scratch);
         &self.scratch
     }
 
@@ -176,12 +187,7 @@ impl Pending {
         }
         let outputs = self.digest_outputs(&meta.fingerprint)?;
         let log = self.log_path();
-        OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .and_then(|f| f.sync_all())
-            .map_err(CommitError::io("cannot write", &log))?;
+        OpenOptions::new().create(true).append(true).open(&log).map_err(CommitError::io("cannot write", &log))?;
         let manifest = Manifest {
             schema: CACHE_SCHEMA_VERSION,
             key: self.key.clone(),
@@ -228,7 +234,8 @@ impl Pending {
                 return Err(bad("the name is reserved by the cache"));
             }
             let path = self.out.join(file);
-            let digested = digest_output(&path, true).map_err(|e| CommitError::from_digest(port, e))?;
+            // Not synced file by file: `write_manifest` makes the whole entry durable at once.
+            let digested = digest_output(&path, false).map_err(|e| CommitError::from_digest(port, e))?;
             let rows = if file.ends_with(".parquet") && path.is_file() { self.rows.rows(&path) } else { None };
             records.push(OutputRecord {
                 port: port.clone(),
@@ -246,11 +253,11 @@ impl Pending {
         let path = self.out.join(MANIFEST_FILE);
         let text = serde_json::to_vec_pretty(manifest)
             .map_err(|e| CommitError::io("cannot encode", &path)(io::Error::other(e)))?;
-        File::create(&tmp)
-            .and_then(|mut f| f.write_all(&text).and_then(|()| f.sync_all()))
-            .map_err(CommitError::io("cannot write", &tmp))?;
+        File::create(&tmp).and_then(|mut f| f.write_all(&text)).map_err(CommitError::io("cannot write", &tmp))?;
         fs::rename(&tmp, &path).map_err(CommitError::io("cannot create", &path))?;
-        sync_dir(&self.out).map_err(CommitError::io("cannot sync", &self.out))
+        // One syncfs makes the outputs, the log, the manifest and their directory entries
+        // durable before the entry can appear in objects/ (five fsyncs a stage before).
+        sync_filesystem(&self.out).map_err(CommitError::io("cannot sync", &self.out))
     }
 
     /// Rename `out/` to `objects/<key>`, deferring to a valid entry already there and replacing
@@ -261,8 +268,9 @@ impl Pending {
         for _ in 0..3 {
             match fs::rename(&self.out, &dest) {
                 Ok(()) => {
+                    // The rename's durability is left to `Cache::sync_objects` (once a wave):
+                    // until then a power loss can only drop the whole entry, never half of it.
                     self.committed = true;
-                    sync_dir(&self.layout.objects).map_err(CommitError::io("cannot sync", &self.layout.objects))?;
                     let outcome = replaced.map_or(CommitOutcome::Stored, CommitOutcome::ReplacedBroken);
                     return Ok(Committed { outcome, manifest });
                 }
@@ -272,8 +280,6 @@ impl Pending {
                         // `self.out` now holds the old entry, deleted with our temp dir.
                         Ok(()) => {
                             self.committed = true;
-                            sync_dir(&self.layout.objects)
-                                .map_err(CommitError::io("cannot sync", &self.layout.objects))?;
                             return Ok(Committed { outcome: CommitOutcome::Replaced, manifest });
                         }
                         // No atomic exchange on this filesystem: move the old one aside first.

@@ -139,6 +139,19 @@ pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir).and_then(|d| d.sync_all()).at("cannot sync directory", dir)
 }
 
+/// Make everything written to the filesystem that holds `dir` durable, in one call
+/// (`syncfs`): the outputs, log and manifest of an entry together, instead of one `fsync` each.
+pub(crate) fn sync_filesystem(dir: &Path) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let d = File::open(dir).at("cannot open", dir)?;
+    // SAFETY: the descriptor is valid for the duration of the call.
+    if unsafe { libc::syncfs(d.as_raw_fd()) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error()).at("cannot sync the filesystem of", dir)
+    }
+}
+
 /// Delete a directory tree, a file or a link (links are not followed). Sealed or read-only
 /// directories (a committed entry, or a stage's temp dir that a command made read-only) get
 /// their owner's permissions back first, so that their entries can be deleted.

@@ -26,8 +26,10 @@
 //! 1. [`Cache::begin`] makes `R/tmp/<key>.<pid>.<n>/` with `out/` and `scratch/`; the stage
 //!    writes its declared outputs and `stage.log` into `out/`.
 //! 2. [`Pending::commit`] digests every declared output (refusing missing outputs and links),
-//!    fsyncs them, writes `out/manifest.json.tmp`, fsyncs it, renames it to `manifest.json`,
-//!    fsyncs `out/`, and renames `out/` to `R/objects/<key>` (then fsyncs `objects/`).
+//!    writes `out/manifest.json.tmp`, renames it to `manifest.json`, makes all of it durable
+//!    with one `syncfs`, seals it read-only and renames `out/` to `R/objects/<key>`. The
+//!    scheduler fsyncs `objects/` once a wave ([`Cache::sync_objects`]): a power loss before
+//!    that can drop a whole entry (it is recomputed), never leave half of one.
 //! 3. If `objects/<key>` already exists and verifies, the old entry wins and ours is dropped; if
 //!    it is broken, it is renamed into our temp dir and ours takes its place.
 //! 4. Dropping the [`Pending`] removes its temp dir, committed or not.

@@ -266,6 +266,8 @@ pub fn run(
         drop(done_tx);
         // With --fail-fast, the first failed instance: nothing new starts after it.
         let mut stop_after: Option<String> = None;
+        // Entries committed since the last fsync of objects/.
+        let mut unsynced = false;
         loop {
             // Start every ready job whose resources fit, lowest index (topological) first.
             while running < workers && stop_after.is_none() {
@@ -282,7 +284,19 @@ pub fn run(
             if running == 0 {
                 break;
             }
-            let Ok((j, result)) = done_rx.recv() else { break };
+            // Group durability: when no other job has finished yet (the end of a wave), one
+            // fsync of objects/ covers every commit since the last one.
+            let next = match done_rx.try_recv() {
+                Ok(done) => Ok(done),
+                Err(_) => {
+                    if std::mem::take(&mut unsynced) {
+                        sync_objects(cache, &mut summary.warnings);
+                    }
+                    done_rx.recv()
+                }
+            };
+            let Ok((j, result)) = next else { break };
+            unsynced |= result.error.is_none() && !result.hit;
             running -= 1;
             tokens.give(&need(j));
             for w in &result.warnings {
@@ -320,6 +334,9 @@ pub fn run(
             }
         }
         drop(job_tx);
+        if unsynced {
+            sync_objects(cache, &mut summary.warnings);
+        }
         // --fail-fast: what never started is skipped, naming the failure that stopped the run.
         if let Some(culprit) = stop_after {
             for d in 0..jobs.len() {
@@ -341,6 +358,12 @@ pub fn run(
     reporter.finish();
     summary.outcomes = outcomes.into_iter().flatten().collect();
     summary
+}
+
+fn sync_objects(cache: &Cache, warnings: &mut Vec<String>) {
+    if let Err(e) = cache.sync_objects() {
+        warnings.push(format!("could not make new cache entries durable (fsync of objects/): {e}"));
+    }
 }
 
 /// Mark everything downstream of the failed job `j` skipped.
