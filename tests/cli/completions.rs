@@ -22,11 +22,18 @@ const SUBCOMMANDS: &[&str] = &[
 #[test]
 fn completion_scripts_name_every_subcommand() {
     let p = Project::new();
+    // How each script lists a subcommand.
+    let entry = |shell: &str, sub: &str| match shell {
+        "bash" => format!("pipeline,{sub})"),
+        "zsh" => format!("'{sub}:"),
+        _ => format!("-a \"{sub}\""),
+    };
     for (shell, marker) in [("bash", "complete -F"), ("zsh", "#compdef pipeline"), ("fish", "complete -c pipeline")] {
         let out = p.pipeline(&["completions", shell]).expect_code(0);
         assert!(out.stdout.contains(marker), "{shell}: no `{marker}` in\n{}", out.stdout);
         for sub in SUBCOMMANDS {
-            assert!(out.stdout.contains(sub), "{shell}: completion script lacks `{sub}`");
+            let want = entry(shell, sub);
+            assert!(out.stdout.contains(&want), "{shell}: completion script lacks `{want}`");
         }
         // Flags of the new commands are there too.
         assert!(out.stdout.contains("against"), "{shell}: no --against");

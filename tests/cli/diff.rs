@@ -12,7 +12,7 @@ use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::parser::parse_message_type;
 use serde_json::Value;
 
-use crate::fixture::Project;
+use crate::fixture::{Project, redactions};
 
 /// A table with an INT64 `n`, a DOUBLE `accuracy` and a string `label`, one row per value.
 fn write_table(path: &Path, rows: &[(i64, f64)]) {
@@ -124,6 +124,7 @@ fn diff_against_another_file_shows_params_keys_and_metrics() {
     p.run("p.yaml", &[]);
 
     let out = p.pipeline(&["diff", "p.yaml", "--against", "old.yaml"]).expect_code(0);
+    redactions(&p).bind(|| insta::assert_snapshot!("diff_against_file", out.stdout));
     let s = &out.stdout;
     assert!(s.contains("old = old.yaml, new = p.yaml"), "{s}");
     assert!(s.contains("new key (1): eval"), "{s}");

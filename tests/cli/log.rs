@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use crate::fixture::Project;
+use crate::fixture::{Project, redactions};
 
 const PIPELINE: &str = r#"
     params: {n: 3}
@@ -88,6 +88,8 @@ fn log_from_an_earlier_run_says_so() {
     assert_ne!(now["make"], before.key("make"));
 
     let out = p.pipeline(&["log", "p.yaml", "make"]).expect_code(0);
+    redactions(&p)
+        .bind(|| insta::assert_snapshot!("log_from_earlier_run", format!("{}--- stderr\n{}", out.stdout, out.stderr)));
     assert_eq!(out.stdout, "make-says-3\n", "the earlier run's log");
     assert!(out.stderr.contains("earlier run of make with other ingredients"), "{}", out.stderr);
     assert!(out.stderr.contains(&format!("(key {})", &before.key("make")[..12])), "{}", out.stderr);
