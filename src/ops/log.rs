@@ -3,7 +3,9 @@
 //! Where a log is looked for, in order: the committed entry of the instance's current key
 //! (`objects/<key>/stage.log`), the log of a failed run of that key (`failed/<key>.log`), and
 //! the entry the instance's `last/` pointer names (its previous successful run, made from
-//! other ingredients: the reader is told so). Reads only; creates no cache.
+//! other ingredients: the reader is told so). When a key has both an entry and a failed log,
+//! the one written last wins: a failed `run --force` is newer than the entry it left in place.
+//! Reads only; creates no cache.
 
 use std::path::{Path, PathBuf};
 
@@ -46,22 +48,31 @@ pub fn find_log(dag: &Dag, i: usize, cache: &Cache) -> Option<FoundLog> {
     let key = &dag.instances[i].key;
     let found =
         |source, key: &StageKey, path: PathBuf| path.is_file().then(|| FoundLog { source, key: key.clone(), path });
+    let failed = found(LogSource::Failed, key, cache.failed_log_path(key));
     if cache.has_entry(key) {
+        let committed = cache.object_dir(key).join(STAGE_LOG);
+        // A failed log newer than the entry's is a later failed run of the same key
+        // (`run --force`); a failed log that the entry outdates is an earlier attempt.
+        if let Some(f) = failed.filter(|f| newer(&f.path, &committed)) {
+            return Some(f);
+        }
         // An entry without its log is reported when the log is read, not passed over.
-        return Some(FoundLog {
-            source: LogSource::Committed,
-            key: key.clone(),
-            path: cache.object_dir(key).join(STAGE_LOG),
-        });
+        return Some(FoundLog { source: LogSource::Committed, key: key.clone(), path: committed });
     }
-    if let Some(f) = found(LogSource::Failed, key, cache.failed_log_path(key)) {
-        return Some(f);
+    if failed.is_some() {
+        return failed;
     }
     let last = cache.last(&dag.pipeline.name, dag.stage_name(i), &dag.point_segments(i))?;
     if last == *key {
         return None;
     }
     found(LogSource::Earlier, &last, cache.object_dir(&last).join(STAGE_LOG))
+}
+
+/// Whether `a` was last written after `b` (false when either cannot be read).
+fn newer(a: &Path, b: &Path) -> bool {
+    let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    matches!((mtime(a), mtime(b)), (Some(a), Some(b)) if a > b)
 }
 
 #[derive(Serialize)]
@@ -116,6 +127,9 @@ pub fn log(ctx: &Context, opts: &LogOpts) -> Result<(), OpError> {
         };
         let what = match log.source {
             LogSource::Committed => "its cached result".to_string(),
+            LogSource::Failed if cache.has_entry(&inst.key) => {
+                "its failed run, later than its cached result".to_string()
+            }
             LogSource::Failed => "its failed run".to_string(),
             LogSource::Earlier => format!("an earlier run (key {})", log.key.short()),
         };

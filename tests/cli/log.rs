@@ -142,3 +142,27 @@ fn log_without_a_cache_creates_none() {
     assert!(out.stderr.contains("no cache at"), "{}", out.stderr);
     assert!(!p.cache().exists(), "log created a cache");
 }
+
+#[test]
+fn of_a_cached_result_and_a_failed_log_the_later_run_is_shown() {
+    use std::time::{Duration, SystemTime};
+    let p = project();
+    let run: crate::fixture::RunReport = p.run_code("p.yaml", &[], 1).json();
+    let key = run.key("make");
+    let failed = p.cache().join("failed").join(format!("{key}.log"));
+    let set_mtime = |t: SystemTime| {
+        std::fs::OpenOptions::new().write(true).open(&failed).unwrap().set_modified(t).unwrap();
+    };
+    // A failed run of the same key after the entry was made (`run --force` that failed).
+    std::fs::write(&failed, "forced-rerun-failed\n").unwrap();
+    set_mtime(SystemTime::now() + Duration::from_secs(3600));
+    let out = p.pipeline(&["log", "p.yaml", "make"]).expect_code(0);
+    assert_eq!(out.stdout, "forced-rerun-failed\n");
+    assert!(out.stderr.contains("its failed run, later than its cached result"), "{}", out.stderr);
+    assert_eq!(log_json(&p, "make")[0].source.as_deref(), Some("failed"));
+    // A failed attempt before the entry was made: the entry's log is the last run.
+    set_mtime(SystemTime::UNIX_EPOCH + Duration::from_secs(1));
+    let out = p.pipeline(&["log", "p.yaml", "make"]).expect_code(0);
+    assert_eq!(out.stdout, "make-says-3\n");
+    assert_eq!(log_json(&p, "make")[0].source.as_deref(), Some("committed"));
+}
