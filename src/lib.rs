@@ -4,8 +4,8 @@
 //!
 //! ```text
 //! cli/      one file per subcommand: parse args (clap), fill an options struct, call ops::*
-//! ops/      one user-level operation per file: run, plan, explain, status, show, report, dag, verify,
-//!           gc, check (a directory: baseline file, measure, report, update)
+//! ops/      one user-level operation per file: run, plan, explain, status, show, log, diff, report, dag,
+//!           verify, gc, check (a directory: baseline file, measure, report, update)
 //! engine/   the ML-free core
 //!   spec/     YAML (marked-yaml, every node with a span) -> validated Pipeline; params,
 //!             `${...}` interpolation, sweeps; all errors collected with file:line:column

@@ -25,7 +25,7 @@ pub struct Args {
     /// Do not run anything: read only results already in the cache
     #[arg(long)]
     pub no_run: bool,
-    /// Stages to run at once [default: number of cores]
+    /// Stages to run at once [default: $PIPELINE_JOBS, else the number of cores]
     #[arg(long, short)]
     pub jobs: Option<usize>,
     /// GPU stages to run at once

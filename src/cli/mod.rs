@@ -3,10 +3,13 @@
 //! verify found broken entries), 2 usage or spec error, 101 internal error.
 
 mod check;
+mod completions;
 mod dag;
+mod diff;
 mod explain;
 mod gc;
 mod kinds;
+mod log;
 mod plan;
 mod report;
 mod run;
@@ -50,12 +53,15 @@ pub enum Command {
     Explain(explain::Args),
     Status(status::Args),
     Show(show::Args),
+    Log(log::Args),
+    Diff(diff::Args),
     Report(report::Args),
     Dag(dag::Args),
     Verify(verify::Args),
     Check(check::Args),
     Gc(gc::Args),
     Kinds(kinds::Args),
+    Completions(completions::Args),
 }
 
 /// Entry point of the binary; returns the exit code.
@@ -97,12 +103,15 @@ fn dispatch(ctx: &Context, command: Command) -> Result<(), OpError> {
         Command::Explain(a) => explain::exec(ctx, a),
         Command::Status(a) => status::exec(ctx, a),
         Command::Show(a) => show::exec(ctx, a),
+        Command::Log(a) => log::exec(ctx, a),
+        Command::Diff(a) => diff::exec(ctx, a),
         Command::Report(a) => report::exec(ctx, a),
         Command::Dag(a) => dag::exec(ctx, a),
         Command::Verify(a) => verify::exec(ctx, a),
         Command::Check(a) => check::exec(ctx, a),
         Command::Gc(a) => gc::exec(ctx, a),
         Command::Kinds(a) => kinds::exec(ctx, a),
+        Command::Completions(a) => completions::exec(ctx, a),
     }
 }
 

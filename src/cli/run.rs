@@ -10,7 +10,7 @@ pub struct Args {
     pub file: PathBuf,
     /// Run only these stages (or instances such as `train[lr=0.1]`) and what they need
     pub targets: Vec<String>,
-    /// Stages to run at once [default: number of cores]
+    /// Stages to run at once [default: $PIPELINE_JOBS, else the number of cores]
     #[arg(long, short)]
     pub jobs: Option<usize>,
     /// GPU stages to run at once (each stage with `resources: {gpus: 1}` takes one)
@@ -26,9 +26,31 @@ pub struct Args {
     pub fail_fast: bool,
 }
 
-/// `--jobs`, defaulting to the number of cores; 0 is a usage error.
+/// The variable that sets the default of `--jobs` for `run` and `check`.
+pub(super) const JOBS_ENV: &str = "PIPELINE_JOBS";
+
+/// `--jobs`, else `$PIPELINE_JOBS` (unset or empty: not set), else the number of cores. 0, or
+/// a variable that is not a whole number, is a usage error that names where the value came from.
 pub(super) fn jobs(jobs: Option<usize>) -> Result<usize, OpError> {
-    let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let from_env = std::env::var_os(JOBS_ENV).filter(|v| !v.is_empty());
+    let jobs = match (jobs, from_env) {
+        (Some(n), _) => n,
+        (None, Some(v)) => {
+            let text = v.to_string_lossy();
+            match text.trim().parse::<usize>() {
+                Ok(n) if n > 0 => n,
+                _ => {
+                    return Err(OpError::Usage {
+                        message: format!("{JOBS_ENV}={text:?} is not a number of stages to run at once"),
+                        help: Some(format!(
+                            "set {JOBS_ENV} to a whole number of at least 1 (or unset it to use every core), or pass `--jobs N`"
+                        )),
+                    });
+                }
+            }
+        }
+        (None, None) => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+    };
     if jobs == 0 {
         return Err(OpError::Usage { message: "--jobs must be at least 1".into(), help: None });
     }

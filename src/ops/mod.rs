@@ -3,8 +3,10 @@
 
 pub mod check;
 pub mod dag;
+pub mod diff;
 pub mod explain;
 pub mod gc;
+pub mod log;
 pub mod plan;
 pub mod report;
 mod report_html;

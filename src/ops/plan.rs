@@ -56,16 +56,19 @@ fn reasons(dag: &Dag, i: usize, last: Option<&crate::engine::hash::StageKey>, ca
     let Ok(prev) = cache.read_manifest(last) else {
         return vec![DirtyReason::PreviousUnknown];
     };
-    let upstream_name = |port: &str| -> Option<String> {
-        inst.inputs.iter().find(|(p, _)| p == port).map(|(_, b)| match b {
-            crate::engine::dag::Binding::Single { instance, .. } => dag.instances[*instance].name.clone(),
-            crate::engine::dag::Binding::Gather { points, .. } => {
-                points.first().map(|(_, u)| format!("{}[*]", dag.stage_name(*u))).unwrap_or_default()
-            }
-        })
-    };
-    let r = compare(&prev.fingerprint, &inst.fingerprint, &upstream_name);
+    let r = compare(&prev.fingerprint, &inst.fingerprint, &|port| upstream_name(dag, i, port));
     if r.is_empty() { vec![DirtyReason::EntryMissing] } else { r }
+}
+
+/// The name of what feeds input `port` of instance `i` (`stage[*]` for a gathered input), for
+/// the sentences of [`DirtyReason`].
+pub(super) fn upstream_name(dag: &Dag, i: usize, port: &str) -> Option<String> {
+    dag.instances[i].inputs.iter().find(|(p, _)| p == port).map(|(_, b)| match b {
+        crate::engine::dag::Binding::Single { instance, .. } => dag.instances[*instance].name.clone(),
+        crate::engine::dag::Binding::Gather { points, .. } => {
+            points.first().map(|(_, u)| format!("{}[*]", dag.stage_name(*u))).unwrap_or_default()
+        }
+    })
 }
 
 #[derive(Serialize)]

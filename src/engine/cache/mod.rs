@@ -165,6 +165,11 @@ impl Cache {
         Ok(keys)
     }
 
+    /// `R/failed/<key>.log`: where the log of a failed run of `key` is kept.
+    pub fn failed_log_path(&self, key: &StageKey) -> PathBuf {
+        self.layout.failed_log_path(key)
+    }
+
     /// Move a failed stage's log to `R/failed/<key>.log` and return that path. The log is in
     /// the entry's temp dir, on the cache's filesystem, so a rename moves it without writing a
     /// byte: the log survives a full disk (the usual reason a stage fails late). Logs outside
