@@ -240,3 +240,31 @@ fn a_command_past_its_timeout_is_stopped_and_fails() {
     let out = p.pipeline(&["run", "q.yaml"]).expect_code(2);
     assert!(out.stderr.contains("a duration such as 90"), "{}", out.stderr);
 }
+
+#[test]
+fn a_run_says_that_it_waits_for_gc() {
+    let p = Project::new();
+    p.write("p.yaml", "stages:\n  a:\n    kind: command\n    cmd: echo a > ${outputs.t}\n    outputs: {t: t.txt}\n");
+    p.run("p.yaml", &[]);
+    // Hold the exclusive gc lock from another process until told to let go.
+    let mut holder = std::process::Command::new("flock")
+        .args(["-x", "cache/gc.lock", "-c", "touch counts/locked; while [ ! -e counts/release ]; do sleep 0.05; done"])
+        .current_dir(p.root())
+        .spawn()
+        .expect("flock is installed");
+    crate::fixture::wait_for("the lock holder", 30, || p.path("counts/locked").exists());
+    let err_file = p.path("counts/run.err");
+    let mut run = p
+        .command()
+        .args(["run", "p.yaml"])
+        .stdout(std::process::Stdio::null())
+        .stderr(fs::File::create(&err_file).unwrap())
+        .spawn()
+        .unwrap();
+    crate::fixture::wait_for("the run to say it waits", 30, || {
+        fs::read_to_string(&err_file).is_ok_and(|t| t.contains("waiting for `pipeline gc` to finish"))
+    });
+    fs::write(p.path("counts/release"), "").unwrap();
+    assert!(holder.wait().unwrap().success());
+    assert!(run.wait().unwrap().success(), "{}", fs::read_to_string(&err_file).unwrap());
+}
