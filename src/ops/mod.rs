@@ -10,6 +10,7 @@ pub mod log;
 pub mod plan;
 pub mod report;
 mod report_html;
+mod report_page;
 pub mod run;
 pub mod show;
 pub mod status;

@@ -6,7 +6,7 @@ use std::fmt::Write;
 
 use serde_json::Value;
 
-use super::report::{FigureEntry, Report, TableEntry};
+use super::report_page::{FigureEntry, Report, TableEntry};
 use crate::engine::exec::command::shell_quote;
 
 const STYLE: &str = "
