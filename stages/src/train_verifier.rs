@@ -52,7 +52,7 @@ use crate::task::Task;
 use crate::tokenizer::{PAD, VOCAB};
 use crate::train::batch_indices;
 use crate::train_policy::port;
-use crate::verifier_eval::{evaluate, write_eval};
+use crate::verifier_eval::{Example, evaluate, write_eval};
 
 pub struct TrainVerifier;
 
@@ -74,20 +74,6 @@ const PARAMS: &[&str] = &[
 
 fn param_err(field: &str, message: impl Into<String>) -> StageError {
     StageError::Param { field: field.into(), message: message.into() }
-}
-
-/// One training or evaluation sequence: a whole seed response with its readouts.
-#[derive(Debug, Clone)]
-pub struct Example {
-    pub problem_id: i64,
-    pub tokens: Vec<u32>,
-    /// Token index of each step boundary, step 0 first.
-    pub positions: Vec<usize>,
-    /// Per step: the label of each head (None = no label at that step).
-    pub labels: Vec<Vec<Option<f64>>>,
-    /// Per step: the Monte-Carlo `q` of the base policy, where labelled.
-    pub q_mc: Vec<Option<f64>>,
-    pub correct: bool,
 }
 
 /// What to learn, read from the params.

@@ -11,7 +11,20 @@ use crate::contract::StageError;
 use crate::models::verifier::VerifierCheckpoint;
 use crate::stats::{auroc, best_threshold, ece, error_at};
 use crate::table::write_parquet;
-use crate::train_verifier::Example;
+
+/// One training or evaluation sequence: a whole seed response with its readouts.
+#[derive(Debug, Clone)]
+pub struct Example {
+    pub problem_id: i64,
+    pub tokens: Vec<u32>,
+    /// Token index of each step boundary, step 0 first.
+    pub positions: Vec<usize>,
+    /// Per step: the label of each head (None = no label at that step).
+    pub labels: Vec<Vec<Option<f64>>>,
+    /// Per step: the Monte-Carlo `q` of the base policy, where labelled.
+    pub q_mc: Vec<Option<f64>>,
+    pub correct: bool,
+}
 
 /// One row of the evaluation table.
 #[derive(Debug, Clone, PartialEq)]

@@ -150,7 +150,7 @@ pub(super) fn sum(x: &[f32]) -> f32 {
     ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
 }
 
-/// `Σ a b` in eight lanes, as [`sum`]. Not `kv::dot`: that one adds its lanes in another
+/// `Σ a b` in eight lanes, as [`sum`]. Not `host::dot`: that one adds its lanes in another
 /// order, and each stage's float rounding is pinned by its version (sharing one function
 /// changed the trained policies' tables under unchanged cache keys).
 #[inline(always)]
