@@ -25,7 +25,7 @@ const CHAIN: &str = r#"
         needs: {src: double}
         sweep: {lr: [0.1, 0.01]}
         params: {lr: "${sweep.lr}"}
-        cmd: echo x >> counts/train; echo "$(cat ${inputs.src}) ${params.lr}" > ${outputs.t}
+        cmd: echo x >> counts/train; echo "$(cat ${inputs.src})" ${params.lr} > ${outputs.t}
         outputs: {t: t.txt}
       summary:
         kind: command

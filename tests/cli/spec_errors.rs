@@ -550,3 +550,11 @@ fn a_sweep_too_large_to_expand_is_an_error() {
     let (_, out) = spec_error(&text);
     assert_has(&out, &["E072", "p.yaml:7:", "the sweep has 100000000 points", "more than the limit of 1000000"]);
 }
+
+#[test]
+fn a_reference_inside_shell_quotes_is_an_error() {
+    let (_, out) = spec_error(
+        "params: {x: 'a;touch pwned'}\nstages:\n  s:\n    kind: command\n    cmd: tool '${params.x}' > ${outputs.t}\n    outputs: [t]\n",
+    );
+    assert_has(&out, &["E075", "p.yaml:5:16", "`${params.x}` stands inside quotes", "`${raw:params.x}`"]);
+}

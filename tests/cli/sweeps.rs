@@ -21,7 +21,7 @@ fn stage_sweep_expands_per_point_and_downstream_follows() {
             needs: {src: make}
             sweep: {lr: [0.1, 0.01]}
             params: {lr: "${sweep.lr}"}
-            cmd: echo "$(cat ${inputs.src}) lr=${sweep.lr} param=$PIPELINE_PARAMS" > ${outputs.t}
+            cmd: echo "$(cat ${inputs.src})" lr=${sweep.lr} "param=$PIPELINE_PARAMS" > ${outputs.t}
             outputs: {t: t.txt}
           eval:
             kind: command
@@ -65,7 +65,7 @@ fn gather_gets_a_directory_with_one_subdirectory_per_point() {
           train:
             kind: command
             sweep: {lr: [0.1, 0.01], depth: [1, 2]}
-            cmd: echo "${sweep.lr}/${sweep.depth}" > ${outputs.t}
+            cmd: echo ${sweep.lr}/${sweep.depth} > ${outputs.t}
             outputs: {t: t.txt}
           summary:
             kind: command
@@ -106,12 +106,12 @@ fn whole_pipeline_sweep_through_extends_expands_only_what_reads_the_param() {
         stages:
           make:
             kind: command
-            cmd: echo x >> ../counts/make; echo "n=${params.n}" > ${outputs.t}
+            cmd: echo x >> ../counts/make; echo n=${params.n} > ${outputs.t}
             outputs: {t: t.txt}
           fixed:
             kind: command
             params: {label: "${params.label}"}
-            cmd: echo x >> ../counts/fixed; echo "${params.label}" > ${outputs.t}
+            cmd: echo x >> ../counts/fixed; echo ${params.label} > ${outputs.t}
             outputs: {t: t.txt}
           combine:
             kind: command
@@ -167,7 +167,7 @@ fn an_extending_stage_without_kind_patches_params() {
           make:
             kind: command
             params: {factor: 2, keep: k}
-            cmd: echo "${params.factor} ${params.keep}" > ${outputs.t}
+            cmd: echo ${params.factor} ${params.keep} > ${outputs.t}
             outputs: {t: t.txt}
         "#,
     );
@@ -194,11 +194,11 @@ fn zip_pairs_axes_and_exclude_drops_points() {
         stages:
           s:
             kind: command
-            cmd: echo "${params.a} ${params.b}" > ${outputs.t}
+            cmd: echo ${params.a} ${params.b} > ${outputs.t}
             outputs: {t: t.txt}
           only_a:
             kind: command
-            cmd: echo "${params.a}" > ${outputs.t}
+            cmd: echo ${params.a} > ${outputs.t}
             outputs: {t: t.txt}
         "#,
     );
@@ -387,11 +387,11 @@ fn a_stage_joining_two_zipped_global_axes_gets_only_the_sweep_points() {
         stages:
           a:
             kind: command
-            cmd: echo "${params.k}" > ${outputs.t}
+            cmd: echo ${params.k} > ${outputs.t}
             outputs: {t: t.txt}
           b:
             kind: command
-            cmd: echo "${params.alpha}" > ${outputs.t}
+            cmd: echo ${params.alpha} > ${outputs.t}
             outputs: {t: t.txt}
           c:
             kind: command

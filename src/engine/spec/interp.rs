@@ -162,6 +162,61 @@ impl Template {
         })
     }
 
+    /// References of a shell command that stand inside quotes the user wrote (`'${params.x}'`,
+    /// `"${sweep.y}"`), where the value's own quoting would be wrong: inside `'...'` it ends the
+    /// user's quote, inside `"..."` command substitution in the value would still run. `$(...)`
+    /// starts a fresh context even inside double quotes. `${raw:...}` and `${seed}` are exempt.
+    pub fn refs_inside_shell_quotes(&self) -> Vec<&Ref> {
+        #[derive(Clone, Copy, PartialEq)]
+        enum Ctx {
+            Plain,
+            Single,
+            Double,
+        }
+        let mut stack = vec![Ctx::Plain];
+        let mut out = Vec::new();
+        for p in &self.parts {
+            match p {
+                Part::Ref(r) => {
+                    let top = *stack.last().unwrap_or(&Ctx::Plain);
+                    if top != Ctx::Plain && !r.raw && r.ns != Ns::Seed {
+                        out.push(r);
+                    }
+                }
+                Part::Lit(text) => {
+                    let chars: Vec<char> = text.chars().collect();
+                    let mut i = 0;
+                    while i < chars.len() {
+                        let c = chars[i];
+                        let top = *stack.last().unwrap_or(&Ctx::Plain);
+                        match (top, c) {
+                            (Ctx::Single, '\'') => {
+                                stack.pop();
+                            }
+                            (Ctx::Single, _) => {}
+                            (_, '\\') => i += 1,
+                            (Ctx::Plain, '\'') => stack.push(Ctx::Single),
+                            (Ctx::Plain, '"') => stack.push(Ctx::Double),
+                            (Ctx::Double, '"') => {
+                                stack.pop();
+                            }
+                            (_, '$') if chars.get(i + 1) == Some(&'(') => {
+                                stack.push(Ctx::Plain);
+                                i += 1;
+                            }
+                            (Ctx::Plain, ')') if stack.len() > 1 => {
+                                stack.pop();
+                            }
+                            _ => {}
+                        }
+                        i += 1;
+                    }
+                }
+            }
+        }
+        out
+    }
+
     pub fn has_refs(&self) -> bool {
         self.refs().next().is_some()
     }
@@ -238,6 +293,18 @@ fn parse_ref(inner: &str, loc: Option<Loc>) -> Result<Ref, (String, Option<Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn references_inside_shell_quotes_are_found() {
+        let inside = |cmd: &str| -> Vec<String> {
+            Template::parse(cmd, None).unwrap().refs_inside_shell_quotes().iter().map(|r| r.to_string()).collect()
+        };
+        assert_eq!(inside("tool '${params.a}' \"x ${sweep.b}\" ${params.c}"), ["${params.a}", "${sweep.b}"]);
+        assert!(inside("echo \"$(cat ${inputs.src}) done\" ${params.x}").is_empty(), "$(...) starts afresh");
+        assert_eq!(inside("echo \"$(cat ${inputs.src}) ${params.lr}\""), ["${params.lr}"]);
+        assert!(inside("echo '${raw:params.a}' \"${seed}\" it\\'s ${params.b}").is_empty());
+        assert!(inside("awk '{print $1}' ${inputs.src}").is_empty());
+    }
 
     #[test]
     fn raw_prefix_parses_and_prints_back() {

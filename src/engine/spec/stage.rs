@@ -59,7 +59,18 @@ pub fn parse_stage(
 
     let cmd = match (map.get_node("cmd"), info) {
         (Some(n), None) => match n.as_scalar() {
-            Some(s) => template(s, errors),
+            Some(s) => template(s, errors).inspect(|t| {
+                for r in t.refs_inside_shell_quotes() {
+                    errors.push(
+                        SpecError::new("E075", r.loc, format!("`{r}` stands inside quotes in the command of stage `{name}`"))
+                            .label("quoted twice")
+                            .help(format!(
+                                "values are shell-quoted for you: remove the quotes around it, or write `${{raw:{}}}` to quote it yourself",
+                                r.to_string().trim_start_matches("${").trim_end_matches('}')
+                            )),
+                    );
+                }
+            }),
             None => {
                 errors.push(type_error(n, &field("cmd"), "a shell command string"));
                 None
