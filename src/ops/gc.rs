@@ -59,11 +59,13 @@ pub fn gc(ctx: &Context, opts: &GcOpts) -> Result<(), OpError> {
         older_than: opts.older_than,
         dry_run: opts.dry_run,
     };
-    if opts.confirm && !opts.dry_run {
-        // Show what would go, then ask; anything but yes removes nothing.
+    let lock = if opts.confirm && !opts.dry_run {
+        // Show what would go, then ask; anything but yes removes nothing. The lock is let go
+        // while the question waits, so runs on a shared cache are not stalled by it.
         let preview = cache
             .gc(&lock, &GcOptions { dry_run: true, ..gopts.clone() })
             .map_err(|e| OpError::Failed(format!("gc failed: {e}")))?;
+        drop(lock);
         if preview.removed.is_empty() && preview.tmp_removed == 0 && preview.links_removed == 0 {
             p.info("nothing to remove");
             return Ok(());
@@ -79,7 +81,11 @@ pub fn gc(ctx: &Context, opts: &GcOpts) -> Result<(), OpError> {
             p.info("nothing removed");
             return Ok(());
         }
-    }
+        // Whatever a run added meanwhile is kept or removed by the same rule as before.
+        cache.gc_lock_blocking().map_err(|e| OpError::Failed(format!("cannot lock the cache: {e}")))?
+    } else {
+        lock
+    };
     let report = cache.gc(&lock, &gopts).map_err(|e| OpError::Failed(format!("gc failed: {e}")))?;
     for w in &report.warnings {
         p.warn(w);

@@ -59,15 +59,19 @@ pub fn run(ctx: &Context, opts: &RunOpts) -> Result<(), OpError> {
 /// Run the selected instances of a loaded pipeline (with progress, without the summary).
 /// `check` calls this too, so it computes exactly what `run` would.
 pub fn execute(ctx: &Context, dag: &Dag, opts: &RunOpts) -> Result<RunSummary, OpError> {
-    // Forced instances run even when not named as targets.
-    let targets: Vec<String> =
-        if opts.targets.is_empty() { Vec::new() } else { opts.targets.iter().chain(&opts.force).cloned().collect() };
-    let selected = select::with_ancestors(dag, &targets).map_err(unknown_target)?;
+    let mut selected = select::with_ancestors(dag, &opts.targets).map_err(unknown_target)?;
+    // Forced instances and everything downstream of them run, targets or not: a downstream
+    // entry left as it was would hold results of the replaced one under an unchanged key.
     let force = if opts.force.is_empty() {
         Vec::new()
     } else {
         let seeds = select::matching(dag, &opts.force).map_err(unknown_target)?;
-        select::with_descendants(dag, &selected, &seeds)
+        let force = select::with_descendants(dag, &vec![true; dag.instances.len()], &seeds);
+        for (i, &f) in force.iter().enumerate() {
+            selected[i] |= f;
+        }
+        select::close_under_ancestors(dag, &mut selected);
+        force
     };
     let cache = ctx.open_cache()?;
     let lock_err = |e| OpError::Failed(format!("cannot lock the cache: {e}"));

@@ -99,6 +99,7 @@ fn directory_output_is_digested_and_verified() {
     let m = pending.commit(meta(fp)).unwrap().manifest;
     assert_eq!(m.output("ckpt").unwrap().bytes, 6);
     assert!(cache.verify(&key).is_ok());
+    super::super::fixture::make_writable(&cache.object_dir(&key));
     fs::write(cache.object_dir(&key).join("model/layers/0.bin"), b"0124").unwrap();
     assert!(matches!(cache.verify(&key), Err(CacheFault::DigestMismatch { ref file, .. }) if file == "model"));
 }

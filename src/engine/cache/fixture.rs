@@ -44,5 +44,23 @@ pub(crate) fn commit_entry(cache: &Cache, tag: &str, outputs: &[(&str, &str, &[u
         fs::write(pending.out_dir().join(file), content).unwrap();
     }
     let committed = pending.commit(meta(fp)).unwrap();
+    // Committed entries are read-only; these tests corrupt them on purpose (as a non-root user
+    // too, whom the modes would stop).
+    make_writable(&cache.object_dir(&key));
     (key, committed.manifest)
+}
+
+/// Give the owner write access to everything under `path` again.
+pub(crate) fn make_writable(path: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(meta) = fs::symlink_metadata(path) else { return };
+    if meta.file_type().is_symlink() {
+        return;
+    }
+    let _ = fs::set_permissions(path, fs::Permissions::from_mode(meta.permissions().mode() | 0o700));
+    if meta.is_dir() {
+        for e in fs::read_dir(path).unwrap().flatten() {
+            make_writable(&e.path());
+        }
+    }
 }

@@ -11,7 +11,9 @@
 //! R/gathers/<pipeline>/<instance>/<port>.lock             held while a job uses the tree
 //! ```
 //!
-//! and [`Cache::gather_tree`] changes only the links that differ from the index. The index is
+//! and [`Cache::gather_tree`] changes only the links that differ from the index; its directories
+//! are read-only between updates, and the scheduler drops the index of a tree that a stage
+//! changed anyway (as root). The index is
 //! removed before the tree is touched and written (atomically) after, so a crash mid-update
 //! leaves no index and the next use rebuilds the tree from scratch. The lock keeps two runs of
 //! different versions of the same pipeline (different keys, same instance) from changing a tree
@@ -23,7 +25,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
-use super::layout::{remove_any, unique_name};
+use super::layout::{remove_any, seal, unique_name, unseal};
 use super::lock::open_lock_file;
 use super::segment::{escape_segment, point_segment};
 use super::{Cache, PathContext};
@@ -85,6 +87,7 @@ impl Cache {
             Err(e) => return Err(e).at("cannot remove", &index_path),
         }
         fs::create_dir_all(&dir).at("cannot create", &dir)?;
+        unseal(&dir);
         for (rel, target) in &old {
             if want.get(rel) != Some(target) {
                 let link = dir.join(rel);
@@ -105,6 +108,8 @@ impl Cache {
                 symlink(target, &link).at("cannot create link", &link)?;
             }
         }
+        // Read-only like the entries it points into (directories only: links have no mode).
+        seal(&dir);
         let tmp = self.layout.tmp.join(unique_name("gather-index"));
         let bytes = serde_json::to_vec(&want).map_err(io::Error::other)?;
         File::create(&tmp).and_then(|mut f| f.write_all(&bytes)).at("cannot write", &tmp)?;
@@ -113,6 +118,16 @@ impl Cache {
             return Err(e).at("cannot replace", &index_path);
         }
         Ok(GatherTree { dir, _lock: lock })
+    }
+}
+
+impl GatherTree {
+    /// Forget the index of the tree at `dir` (a stage changed the tree): its next use rebuilds
+    /// it from scratch.
+    pub fn invalidate(dir: &Path) {
+        if let (Some(base), Some(port)) = (dir.parent(), dir.file_name()) {
+            let _ = fs::remove_file(base.join(format!("{}.index.json", port.to_string_lossy())));
+        }
     }
 }
 

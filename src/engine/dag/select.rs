@@ -64,3 +64,14 @@ pub fn with_descendants(dag: &Dag, selected: &[bool], seeds: &BTreeSet<usize>) -
     }
     out
 }
+
+/// Add every ancestor of a selected instance to the selection.
+pub fn close_under_ancestors(dag: &Dag, selected: &mut [bool]) {
+    for i in (0..dag.instances.len()).rev() {
+        if selected[i] {
+            for &u in &dag.instances[i].upstream {
+                selected[u] = true;
+            }
+        }
+    }
+}

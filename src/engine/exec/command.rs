@@ -113,8 +113,10 @@ const GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 fn wait_with_timeout(cmd: &mut Command, limit: std::time::Duration) -> Result<std::process::ExitStatus, ExecError> {
     use std::sync::mpsc;
     cmd.process_group(0);
+    forward_signals_to_groups();
     let mut child = cmd.spawn().map_err(ExecError::Spawn)?;
     let pgid = child.id() as libc::pid_t;
+    let _registered = GroupSlot::register(pgid);
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let _ = tx.send(child.wait());
@@ -136,6 +138,55 @@ fn wait_with_timeout(cmd: &mut Command, limit: std::time::Duration) -> Result<st
             Err(ExecError::Timeout(limit))
         }
     }
+}
+
+/// Process groups of running commands with a `timeout:`. In their own group they no longer get
+/// the terminal's Ctrl-C, and `PR_SET_PDEATHSIG` reaches only their shell, so `pipeline`
+/// forwards SIGINT, SIGTERM and SIGHUP to these groups (as SIGTERM) before it dies.
+static GROUPS: [std::sync::atomic::AtomicI32; 64] = [const { std::sync::atomic::AtomicI32::new(0) }; 64];
+
+/// A slot in [`GROUPS`], freed on drop. More than 64 at once are not tracked.
+struct GroupSlot(Option<usize>);
+
+impl GroupSlot {
+    fn register(pgid: libc::pid_t) -> GroupSlot {
+        use std::sync::atomic::Ordering;
+        GroupSlot(GROUPS.iter().position(|g| g.compare_exchange(0, pgid, Ordering::SeqCst, Ordering::SeqCst).is_ok()))
+    }
+}
+
+impl Drop for GroupSlot {
+    fn drop(&mut self) {
+        if let Some(i) = self.0 {
+            GROUPS[i].store(0, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+}
+
+extern "C" fn forward(sig: libc::c_int) {
+    for g in &GROUPS {
+        let pgid = g.load(std::sync::atomic::Ordering::SeqCst);
+        if pgid > 0 {
+            // SAFETY: kill is async-signal-safe.
+            unsafe { libc::kill(-pgid, libc::SIGTERM) };
+        }
+    }
+    // SAFETY: signal and raise are async-signal-safe; the default action then ends the process
+    // as it would have without this handler.
+    unsafe {
+        libc::signal(sig, libc::SIG_DFL);
+        libc::raise(sig);
+    }
+}
+
+fn forward_signals_to_groups() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+            // SAFETY: installs a handler that only calls async-signal-safe functions.
+            unsafe { libc::signal(sig, forward as *const () as libc::sighandler_t) };
+        }
+    });
 }
 
 #[cfg(test)]

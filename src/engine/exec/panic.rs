@@ -22,6 +22,8 @@ thread_local! {
 
 /// Run `f`; a panic becomes `Err("message (at file:line:col)")`.
 pub fn catch<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    // A message left by a panic that was caught and resumed elsewhere is not ours.
+    CAPTURED.with(|c| c.borrow_mut().take());
     INSIDE.with(|n| n.set(n.get() + 1));
     let result = std::panic::catch_unwind(AssertUnwindSafe(f));
     INSIDE.with(|n| n.set(n.get() - 1));

@@ -13,7 +13,7 @@ use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use crate::engine::cache::Cache;
+use crate::engine::cache::{Cache, GatherTree};
 use crate::engine::dag::{Binding, Dag};
 use crate::engine::hash::StageKey;
 
@@ -38,6 +38,9 @@ impl Stamp {
     }
 }
 
+/// The stamps of every file under a path (`None`: it could not be stat'ed).
+type Stamps = Vec<(PathBuf, Option<Stamp>)>;
+
 /// One upstream output file a job reads.
 #[derive(Debug)]
 struct Watched {
@@ -46,13 +49,16 @@ struct Watched {
     key: StageKey,
     /// The output's path inside `objects/<key>` (a file, or a directory walked in full).
     path: PathBuf,
-    stamps: Vec<(PathBuf, Option<Stamp>)>,
+    stamps: Stamps,
 }
 
 /// The stamps of every input file of one job, taken before it runs.
 #[derive(Debug)]
 pub struct Snapshot {
     watched: Vec<Watched>,
+    /// Gathered-input trees (their directories and links): a stage that adds, removes or
+    /// replaces anything there would leave a tree that no longer matches its index.
+    trees: Vec<(PathBuf, Stamps)>,
 }
 
 /// An input the job changed.
@@ -66,7 +72,7 @@ pub struct Changed {
 }
 
 impl Snapshot {
-    pub fn take(dag: &Dag, i: usize, cache: &Cache) -> Snapshot {
+    pub fn take(dag: &Dag, i: usize, cache: &Cache, trees: &[GatherTree]) -> Snapshot {
         let mut watched = Vec::new();
         for (port, b) in &dag.instances[i].inputs {
             let mut add = |up: usize, file: &str| {
@@ -84,7 +90,16 @@ impl Snapshot {
                 }
             }
         }
-        Snapshot { watched }
+        let trees = trees.iter().map(|t| (t.dir.clone(), stamp_tree(&t.dir))).collect();
+        Snapshot { watched, trees }
+    }
+
+    /// The first gathered-input tree the job changed, if any. Its index is dropped, so the next
+    /// use rebuilds it from scratch.
+    pub fn check_trees(&self) -> Option<PathBuf> {
+        let changed = self.trees.iter().find(|(dir, stamps)| stamp_tree(dir) != *stamps)?;
+        GatherTree::invalidate(&changed.0);
+        Some(changed.0.clone())
     }
 
     /// Compare with the files now; re-digest entries whose stamps moved, and remove the ones
@@ -98,20 +113,19 @@ impl Snapshot {
             }
             // A stamp also moves on chmod or a rewrite with the same bytes: only a failed
             // verification counts as a change.
-            let damaged = match cache.verify(&w.key) {
-                Ok(_) => false,
-                Err(fault) => fault.is_damage(),
-            };
-            if damaged && first.is_none() {
-                let removed = cache.lock_key(&w.key).is_ok_and(|_lock| cache.quarantine(&w.key).is_ok());
+            // Verify, and remove a damaged entry, under its key's lock: another process may
+            // have replaced it with a good one meanwhile.
+            let damaged = cache.lock_key(&w.key).ok().and_then(|_lock| match cache.verify(&w.key) {
+                Err(fault) if fault.is_damage() => Some(cache.quarantine(&w.key).is_ok()),
+                _ => None,
+            });
+            if let (Some(removed), None) = (damaged, &first) {
                 first = Some(Changed {
                     port: w.port.clone(),
                     upstream: dag.instances[w.upstream].name.clone(),
                     file: w.path.clone(),
                     removed,
                 });
-            } else if damaged {
-                let _ = cache.lock_key(&w.key).map(|_lock| cache.quarantine(&w.key));
             }
         }
         first
@@ -134,13 +148,13 @@ impl Changed {
 }
 
 /// Stamps of a file, or of every file under a directory (sorted, links not followed).
-fn stamp_tree(path: &Path) -> Vec<(PathBuf, Option<Stamp>)> {
+fn stamp_tree(path: &Path) -> Stamps {
     let mut out = Vec::new();
     walk(path, &mut out);
     out
 }
 
-fn walk(path: &Path, out: &mut Vec<(PathBuf, Option<Stamp>)>) {
+fn walk(path: &Path, out: &mut Stamps) {
     let stamp = Stamp::of(path);
     out.push((path.to_path_buf(), stamp));
     if fs::symlink_metadata(path).is_ok_and(|m| m.is_dir())

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::inputs::Snapshot;
-use crate::engine::cache::{Cache, CommitError, CommitMeta, CommitOutcome, GatherTree};
+use crate::engine::cache::{Cache, CommitError, CommitMeta, CommitOutcome, GatherTree, VerifyMemo};
 use crate::engine::dag::{Binding, Dag};
 use crate::engine::exec::{Executor, Job};
 
@@ -31,7 +31,7 @@ impl JobResult {
 
 /// Compute instance `i`. With `force`, an entry already stored for its key is recomputed and
 /// replaced (`run --force`) instead of being a hit.
-pub fn execute(dag: &Dag, i: usize, cache: &Cache, exec: &dyn Executor, force: bool) -> JobResult {
+pub fn execute(dag: &Dag, i: usize, cache: &Cache, exec: &dyn Executor, force: bool, memo: &VerifyMemo) -> JobResult {
     let inst = &dag.instances[i];
     let stage = &dag.pipeline.stages[inst.stage];
     let key = &inst.key;
@@ -49,7 +49,12 @@ pub fn execute(dag: &Dag, i: usize, cache: &Cache, exec: &dyn Executor, force: b
     if force {
         pending.replace_existing();
     }
-    let (inputs, _gather_trees) = match link_inputs(dag, i, cache) {
+    // Inputs as they are now, not as they were when the run began: another stage (or process)
+    // may have damaged one since. One `stat` per file for entries known good.
+    if let Err(e) = check_inputs(dag, i, cache, memo) {
+        return JobResult::failed(e, None, 0.0);
+    }
+    let (inputs, gather_trees) = match link_inputs(dag, i, cache) {
         Ok(m) => m,
         Err(e) => return JobResult::failed(format!("cannot prepare inputs: {e}"), None, 0.0),
     };
@@ -79,13 +84,20 @@ pub fn execute(dag: &Dag, i: usize, cache: &Cache, exec: &dyn Executor, force: b
         log: &log,
         timeout: stage.timeout,
     };
-    let snapshot = Snapshot::take(dag, i, cache);
+    let snapshot = Snapshot::take(dag, i, cache, &gather_trees);
     let start = Instant::now();
     let result = exec.execute(&job);
     let seconds = start.elapsed().as_secs_f64();
     let save_log = |cache: &Cache| cache.save_failed_log(key, &log).ok();
     if let Some(changed) = snapshot.check(dag, cache) {
         return JobResult::failed(changed.message(), save_log(cache), seconds);
+    }
+    if let Some(tree) = snapshot.check_trees() {
+        let msg = format!(
+            "the stage changed its gathered input directory {} (added, removed or replaced something in it); inputs are read-only. Its result was not saved, and the directory is rebuilt by the next run",
+            tree.display()
+        );
+        return JobResult::failed(msg, save_log(cache), seconds);
     }
     if let Err(e) = result {
         return JobResult::failed(e.to_string(), save_log(cache), seconds);
@@ -98,6 +110,7 @@ pub fn execute(dag: &Dag, i: usize, cache: &Cache, exec: &dyn Executor, force: b
     };
     match pending.commit(meta) {
         Ok(c) => {
+            cache.remember_committed(&c.manifest, memo);
             let mut warnings = Vec::new();
             if let CommitOutcome::ReplacedBroken(fault) = c.outcome {
                 warnings.push(format!("replaced a broken cache entry for `{}` ({fault})", inst.name));
@@ -114,6 +127,38 @@ pub fn execute(dag: &Dag, i: usize, cache: &Cache, exec: &dyn Executor, force: b
         }
         Err(e) => JobResult::failed(e.to_string(), save_log(cache), seconds),
     }
+}
+
+/// Verify every upstream entry the instance reads (stat stamps when known good, else a full
+/// digest). A damaged one is removed under its key's lock — unless another process replaced it
+/// with a good one meanwhile — and fails this job; it is recomputed by the next run.
+fn check_inputs(dag: &Dag, i: usize, cache: &Cache, memo: &VerifyMemo) -> Result<(), String> {
+    let mut seen = std::collections::BTreeSet::new();
+    for (port, b) in &dag.instances[i].inputs {
+        let ups: Vec<usize> = match b {
+            Binding::Single { instance, .. } => vec![*instance],
+            Binding::Gather { points, .. } => points.iter().map(|(_, u)| *u).collect(),
+        };
+        for up in ups {
+            let key = &dag.instances[up].key;
+            if !seen.insert(key) {
+                continue;
+            }
+            let name = &dag.instances[up].name;
+            match super::verify_under_lock(cache, key, memo) {
+                Ok(()) => {}
+                Err(super::EntryProblem::Broken(fault)) => {
+                    return Err(format!(
+                        "its input `{port}` (the result of `{name}`) was damaged before the stage started ({fault}); it was removed and the next run recomputes it"
+                    ));
+                }
+                Err(super::EntryProblem::Unreadable(fault)) => {
+                    return Err(format!("its input `{port}` (the result of `{name}`) cannot be read ({fault})"));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Input paths: a single input is the upstream object's file; a gathered input is a directory

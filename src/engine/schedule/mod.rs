@@ -176,14 +176,14 @@ pub fn run(
     // Entries that could not be read (an I/O error, not damage): kept, and reported as failed
     // so that nothing is computed from them.
     let mut unreadable: Vec<Option<String>> = vec![None; jobs.len()];
-    let mut memo = cache.read_verify_memo(&dag.pipeline.name);
+    let memo = cache.read_verify_memo(&dag.pipeline.name);
     let mut stack: Vec<usize> = (0..jobs.len()).filter(|&j| to_run[j]).flat_map(|j| jobs[j].ups.clone()).collect();
     while let Some(u) = stack.pop() {
         if to_run[u] || std::mem::replace(&mut verified[u], true) {
             continue;
         }
         let key = &dag.instances[jobs[u].rep].key;
-        match verify_under_lock(cache, key, &mut memo) {
+        match verify_under_lock(cache, key, &memo) {
             Ok(()) => {}
             Err(EntryProblem::Broken(fault)) => {
                 let msg = format!(
@@ -200,14 +200,13 @@ pub fn run(
     }
 
     // 4. Coordinator.
-    if let Err(e) = cache.write_verify_memo(&dag.pipeline.name, &memo) {
-        summary.warnings.push(format!("could not save the verification memo: {e}"));
-    }
     let mut views = Views::open(cache, &dag.pipeline.name);
     let mut outcomes: Vec<Option<Outcome>> = vec![None; dag.instances.len()];
     let mut pending_ups: Vec<usize> = jobs.iter().map(|j| j.ups.iter().filter(|&&u| to_run[u]).count()).collect();
     let mut state: Vec<JobState> = vec![JobState::Waiting; jobs.len()];
     let mut ready: BTreeSet<usize> = BTreeSet::new();
+    // --fail-fast: an input that cannot be read counts as the first failure.
+    let first_unreadable = unreadable.iter().position(Option::is_some).map(|j| dag.instances[jobs[j].rep].name.clone());
     for j in 0..jobs.len() {
         if let Some(fault) = unreadable[j].take() {
             state[j] = JobState::Done(Status::Failed);
@@ -245,6 +244,7 @@ pub fn run(
             let done_tx = done_tx.clone();
             let jobs = &jobs;
             let force = &force;
+            let memo = &memo;
             scope.spawn(move || {
                 loop {
                     let next = match job_rx.lock() {
@@ -254,9 +254,10 @@ pub fn run(
                     let Ok(j) = next else { return };
                     // A panic outside the executor (the executor catches its own) must still
                     // report back, or the coordinator would wait for this job forever.
-                    let result =
-                        crate::engine::exec::panic::catch(|| job::execute(dag, jobs[j].rep, cache, exec, force[j]))
-                            .unwrap_or_else(job::JobResult::panicked);
+                    let result = crate::engine::exec::panic::catch(|| {
+                        job::execute(dag, jobs[j].rep, cache, exec, force[j], memo)
+                    })
+                    .unwrap_or_else(job::JobResult::panicked);
                     if done_tx.send((j, result)).is_err() {
                         return;
                     }
@@ -265,7 +266,7 @@ pub fn run(
         }
         drop(done_tx);
         // With --fail-fast, the first failed instance: nothing new starts after it.
-        let mut stop_after: Option<String> = None;
+        let mut stop_after: Option<String> = if opts.fail_fast { first_unreadable } else { None };
         // Entries committed since the last fsync of objects/.
         let mut unsynced = false;
         loop {
@@ -348,6 +349,10 @@ pub fn run(
             }
         }
     });
+    if let Err(e) = cache.write_verify_memo(&dag.pipeline.name, &memo) {
+        summary.warnings.push(format!("could not save the verification memo: {e}"));
+    }
+
     // 5. Drop view links of points and stages that are no longer in the pipeline. Failures to
     // update views are reported like any other warning (not only in `--json`).
     let before = summary.warnings.len();
@@ -535,7 +540,7 @@ impl Views {
 }
 
 /// Why a cached input cannot be used.
-enum EntryProblem {
+pub(super) enum EntryProblem {
     /// Damaged; removed (or about to be replaced), so it is recomputed.
     Broken(String),
     /// An I/O error that does not show damage (EACCES, EMFILE, EIO): kept.
@@ -545,15 +550,15 @@ enum EntryProblem {
 /// Verify an entry and, if it is damaged, remove it, both under the key's lock: another run may
 /// be replacing the same broken entry with a good one, which must not be removed. An entry
 /// that cannot be read is never removed (see [`crate::engine::cache::CacheFault::is_damage`]).
-fn verify_under_lock(cache: &Cache, key: &StageKey, memo: &mut VerifyMemo) -> Result<(), EntryProblem> {
+pub(super) fn verify_under_lock(cache: &Cache, key: &StageKey, memo: &VerifyMemo) -> Result<(), EntryProblem> {
     match cache.verify_remembered(key, memo) {
         Ok(_) => return Ok(()),
         Err(fault) if !fault.is_damage() => return Err(EntryProblem::Unreadable(fault.to_string())),
         Err(_) => {}
     }
     let _lock = cache.lock_key(key).map_err(|e| EntryProblem::Unreadable(format!("cannot lock it: {e}")))?;
-    match cache.verify(key) {
-        Ok(_) => Ok(()),
+    match cache.verify_remembered(key, memo) {
+        Ok(()) => Ok(()),
         Err(fault) if !fault.is_damage() => Err(EntryProblem::Unreadable(fault.to_string())),
         Err(fault) => match cache.quarantine(key) {
             Ok(()) => Err(EntryProblem::Broken(fault.to_string())),

@@ -109,6 +109,9 @@ fn unreadable_input_entry_is_kept_and_its_dependents_do_not_run() {
     // An I/O error that is not damage: reading the manifest fails with EISDIR (root ignores
     // file modes, so EACCES cannot be staged in a test that CI runs as root).
     let manifest = cache.object_dir(&a).join(crate::engine::cache::MANIFEST_FILE);
+    // The entry is sealed read-only; a non-root user needs its write bit back for the rename.
+    let dir_mode = std::fs::metadata(cache.object_dir(&a)).unwrap().permissions();
+    std::fs::set_permissions(cache.object_dir(&a), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let aside = dir.path().join("manifest.aside");
     std::fs::rename(&manifest, &aside).unwrap();
     std::fs::create_dir(&manifest).unwrap();
@@ -124,6 +127,7 @@ fn unreadable_input_entry_is_kept_and_its_dependents_do_not_run() {
 
     std::fs::remove_dir(&manifest).unwrap();
     std::fs::rename(&aside, &manifest).unwrap();
+    std::fs::set_permissions(cache.object_dir(&a), dir_mode).unwrap();
     let third = run(&dag, &all, &cache, &PanicsOnBoom, &opts, &mut Quiet);
     assert_eq!(by(&third, "a").status, Status::Cached, "the kept entry is served once readable");
     assert_eq!(by(&third, "b").status, Status::Ran);
