@@ -19,13 +19,13 @@
 //! different versions of the same pipeline (different keys, same instance) from changing a tree
 //! the other is reading. Everything here can be rebuilt: gc removes all of `gathers/`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
-use super::layout::{remove_any, seal, unique_name, unseal};
+use super::layout::{remove_any, unique_name};
 use super::lock::open_lock_file;
 use super::segment::{escape_segment, point_segment};
 use super::{Cache, PathContext};
@@ -34,6 +34,8 @@ use super::{Cache, PathContext};
 #[derive(Debug)]
 pub struct GatherTree {
     pub dir: PathBuf,
+    /// Every directory of the tree, the top one first (from the index: no listing needed).
+    pub dirs: Vec<PathBuf>,
     _lock: File,
 }
 
@@ -77,8 +79,9 @@ impl Cache {
                 GatherIndex::new()
             }
         };
+        let dirs = tree_dirs(&dir, &want);
         if old == want && dir.is_dir() {
-            return Ok(GatherTree { dir, _lock: lock });
+            return Ok(GatherTree { dir, dirs, _lock: lock });
         }
         // From here until the new index is written the tree may be half-updated.
         match fs::remove_file(&index_path) {
@@ -87,7 +90,18 @@ impl Cache {
             Err(e) => return Err(e).at("cannot remove", &index_path),
         }
         fs::create_dir_all(&dir).at("cannot create", &dir)?;
-        unseal(&dir);
+        // Only the directories on the way to a changed link get their write bit back (and lose
+        // it again below): one edit of a 10^4-point gather touches a few, not 10^4.
+        let changed: Vec<&String> = old
+            .iter()
+            .filter(|(rel, t)| want.get(*rel) != Some(*t))
+            .chain(want.iter().filter(|(rel, t)| old.get(*rel) != Some(*t)))
+            .map(|(rel, _)| rel)
+            .collect();
+        let touched: BTreeSet<PathBuf> = changed.iter().flat_map(|rel| ancestors(&dir, rel)).collect();
+        for d in &touched {
+            make_dir_writable(d);
+        }
         for (rel, target) in &old {
             if want.get(rel) != Some(target) {
                 let link = dir.join(rel);
@@ -109,7 +123,9 @@ impl Cache {
             }
         }
         // Read-only like the entries it points into (directories only: links have no mode).
-        seal(&dir);
+        for d in &touched {
+            seal_dir(d);
+        }
         let tmp = self.layout.tmp.join(unique_name("gather-index"));
         let bytes = serde_json::to_vec(&want).map_err(io::Error::other)?;
         File::create(&tmp).and_then(|mut f| f.write_all(&bytes)).at("cannot write", &tmp)?;
@@ -117,7 +133,7 @@ impl Cache {
             let _ = fs::remove_file(&tmp);
             return Err(e).at("cannot replace", &index_path);
         }
-        Ok(GatherTree { dir, _lock: lock })
+        Ok(GatherTree { dir, dirs, _lock: lock })
     }
 }
 
@@ -128,6 +144,42 @@ impl GatherTree {
         if let (Some(base), Some(port)) = (dir.parent(), dir.file_name()) {
             let _ = fs::remove_file(base.join(format!("{}.index.json", port.to_string_lossy())));
         }
+    }
+}
+
+/// The tree's directories: the top one and every ancestor of a link.
+fn tree_dirs(top: &Path, index: &GatherIndex) -> Vec<PathBuf> {
+    let set: BTreeSet<PathBuf> = index.keys().flat_map(|rel| ancestors(top, rel)).collect();
+    std::iter::once(top.to_path_buf()).chain(set.into_iter().filter(|d| d != top)).collect()
+}
+
+/// `top` and the directories between it and the link at `rel`.
+fn ancestors(top: &Path, rel: &str) -> Vec<PathBuf> {
+    let mut out = vec![top.to_path_buf()];
+    let parts: Vec<&str> = rel.split('/').collect();
+    let mut d = top.to_path_buf();
+    for part in &parts[..parts.len().saturating_sub(1)] {
+        d.push(part);
+        out.push(d.clone());
+    }
+    out
+}
+
+fn make_dir_writable(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(m) = fs::symlink_metadata(dir)
+        && m.is_dir()
+    {
+        let _ = fs::set_permissions(dir, fs::Permissions::from_mode(m.permissions().mode() | 0o700));
+    }
+}
+
+fn seal_dir(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(m) = fs::symlink_metadata(dir)
+        && m.is_dir()
+    {
+        let _ = fs::set_permissions(dir, fs::Permissions::from_mode(m.permissions().mode() & !0o222));
     }
 }
 
@@ -204,6 +256,7 @@ mod tests {
 
         // A crash mid-update leaves no index: the next use rebuilds from scratch.
         fs::remove_file(gdir.parent().unwrap().join("runs.index.json")).unwrap();
+        super::super::fixture::make_writable(&gdir);
         fs::write(gdir.join("x=1/junk"), "left by a crash").unwrap();
         let g = cache.gather_tree("p", "g", "runs", "t.txt", &points).unwrap();
         assert_eq!(tree(&g.dir).len(), 2, "{:?}", tree(&g.dir));

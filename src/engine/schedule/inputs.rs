@@ -90,14 +90,17 @@ impl Snapshot {
                 }
             }
         }
-        let trees = trees.iter().map(|t| (t.dir.clone(), stamp_tree(&t.dir))).collect();
+        let trees = trees.iter().map(|t| (t.dir.clone(), stamp_dirs(&t.dirs))).collect();
         Snapshot { watched, trees }
     }
 
     /// The first gathered-input tree the job changed, if any. Its index is dropped, so the next
     /// use rebuilds it from scratch.
     pub fn check_trees(&self) -> Option<PathBuf> {
-        let changed = self.trees.iter().find(|(dir, stamps)| stamp_tree(dir) != *stamps)?;
+        let changed = self.trees.iter().find(|(_, stamps)| {
+            let dirs: Vec<PathBuf> = stamps.iter().map(|(d, _)| d.clone()).collect();
+            stamp_dirs(&dirs) != *stamps
+        })?;
         GatherTree::invalidate(&changed.0);
         Some(changed.0.clone())
     }
@@ -145,6 +148,12 @@ impl Changed {
             self.port, self.upstream
         )
     }
+}
+
+/// Stamps of the directories of a gathered-input tree: adding, removing or replacing anything
+/// in a directory moves its mtime and ctime, so the links themselves need no `stat`.
+fn stamp_dirs(dirs: &[PathBuf]) -> Stamps {
+    dirs.iter().map(|d| (d.clone(), Stamp::of(d))).collect()
 }
 
 /// Stamps of a file, or of every file under a directory (sorted, links not followed).
