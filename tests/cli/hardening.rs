@@ -371,3 +371,17 @@ fn a_stage_that_changes_its_gathered_inputs_fails_and_the_tree_is_rebuilt() {
     assert_eq!(r.status("g"), "ran");
     assert_eq!(p.view("p/g/t.txt"), "x=1\nx=2\n", "the tree still holds what the failed stage added");
 }
+
+/// An empty sweep value has one name everywhere: `x=` in views and in gathered inputs (hive
+/// partitioning reads it as null).
+#[test]
+fn an_empty_sweep_value_is_named_the_same_in_views_and_gathers() {
+    let p = Project::new();
+    p.write(
+        "p.yaml",
+        "stages:\n  s:\n    kind: command\n    sweep: {x: ['', a]}\n    cmd: echo v${sweep.x} > ${outputs.t}\n    outputs: {t: t.txt}\n  g:\n    kind: command\n    needs: {all: \"s[*]\"}\n    cmd: ls ${inputs.all} > ${outputs.t}\n    outputs: {t: t.txt}\n",
+    );
+    p.run("p.yaml", &[]);
+    assert_eq!(p.view("p/s/x=/t.txt"), "v\n");
+    assert_eq!(p.view("p/g/t.txt"), "x=\nx=a\n");
+}
