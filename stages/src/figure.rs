@@ -188,7 +188,10 @@ impl FigureParams {
             "min" => Aggregate::Min,
             "median" => Aggregate::Median,
             other => {
-                return Err(perr("aggregate", format!("expected one of mean, median, last, max, min, found `{other}`")));
+                return Err(perr(
+                    "aggregate",
+                    format!("expected one of mean, median, last, max, min, found `{other}`"),
+                ));
             }
         };
         if quartiles && lo.is_some() {

@@ -160,7 +160,9 @@ fn settings(p: &Params<'_>, planted: bool) -> Result<Settings, StageError> {
     if !planted && pass_max_n > pass_samples {
         return Err(param_err(
             "pass_max_n",
-            format!("the unbiased Pass@N needs N <= `pass_samples` ({pass_samples}); lower `pass_max_n` or raise `pass_samples`"),
+            format!(
+                "the unbiased Pass@N needs N <= `pass_samples` ({pass_samples}); lower `pass_max_n` or raise `pass_samples`"
+            ),
         ));
     }
     let batch = p.uint_in("batch", 64, 1, 1 << 20)? as usize;

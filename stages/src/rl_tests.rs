@@ -9,12 +9,12 @@ use arrow_array::types::{Float64Type, Int32Type};
 use serde_json::{Value, json};
 
 use super::*;
-use crate::tasks::planted::ProverValues;
-use rewards::{Batch, Scorer};
 use crate::problems::Problems;
 use crate::table::read_parquet;
+use crate::tasks::planted::ProverValues;
 use crate::train_policy::TrainPolicy;
 use crate::train_policy::tests::run_kind;
+use rewards::{Batch, Scorer};
 
 #[test]
 fn pass_at_k_is_the_unbiased_estimator() {
@@ -95,7 +95,9 @@ fn on_the_didactic_the_effective_reward_learns_in_clearly_more_runs_than_the_out
             learned_out.push(seed);
         }
     }
-    eprintln!("seeds reaching 0.9 within {LEARN_ITERATIONS} iterations: effective {learned_eff:?}, outcome {learned_out:?}");
+    eprintln!(
+        "seeds reaching 0.9 within {LEARN_ITERATIONS} iterations: effective {learned_eff:?}, outcome {learned_out:?}"
+    );
     assert!(
         learned_eff.len() >= learned_out.len() + 4,
         "seeds reaching 0.9 within {LEARN_ITERATIONS} iterations: effective {learned_eff:?}, outcome {learned_out:?}"
@@ -148,7 +150,10 @@ fn bad_params_are_clear_errors() {
         (json!({"mode": "outcome", "q": "verifier"}), "param `q`"),
         (json!({"mode": "outcome", "iterations": -1}), "param `iterations`"),
         (json!({"mode": "outcome", "learning_rate": -1.0}), "param `learning_rate`"),
-        (json!({"mode": "outcome", "baseline": "value"}), "param `baseline`: a learned value baseline is not implemented"),
+        (
+            json!({"mode": "outcome", "baseline": "value"}),
+            "param `baseline`: a learned value baseline is not implemented",
+        ),
         (json!({"mode": "outcome", "baseline": "mean"}), "param `baseline`: expected `none` or `loo`"),
         (json!({"mode": "outcome", "mask_end": "yes"}), "param `mask_end`"),
         (json!({"mode": "outcome", "pass_max_n": 0}), "param `pass_max_n`"),
@@ -237,7 +242,11 @@ fn rollout_q_knows_dead_prefixes_and_values_each_prefix_once() {
     let s = settings(&Params::new(&serde_json::Map::new()), true).unwrap();
     // After 6 tokens with nothing matched, 4 are left for 5 target tokens: Q = 0 exactly; after
     // `1 1 1 1 1 3` one target token is matched and 4 remain: still possible.
-    let responses = vec![vec![1, 1, 1, 1, 1, 1, 1, 1, 1, 1], vec![1, 1, 1, 1, 1, 3, 6, 0, 3, 1], vec![1, 1, 1, 1, 1, 1, 1, 1, 1, 1]];
+    let responses = vec![
+        vec![1, 1, 1, 1, 1, 1, 1, 1, 1, 1],
+        vec![1, 1, 1, 1, 1, 3, 6, 0, 3, 1],
+        vec![1, 1, 1, 1, 1, 1, 1, 1, 1, 1],
+    ];
     let q = planted_q(model, config, &task, &responses, 64, (3, 1), &s, &dev);
     assert_eq!(q[0], q[2], "identical responses, one estimate per prefix");
     assert_eq!(q[0][5..], [0.0; 5], "dead prefixes");

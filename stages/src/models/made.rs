@@ -35,10 +35,8 @@ pub fn masks(context: usize, embed: usize, hidden: usize, layers: usize, vocab: 
         below = here;
     }
     // Output unit `o` is token `o / vocab`'s logit; it sees hidden units of degree <= its position.
-    let m = below
-        .iter()
-        .flat_map(|&d| (0..context * vocab).map(move |o| f32::from(u8::from(d <= o / vocab))))
-        .collect();
+    let m =
+        below.iter().flat_map(|&d| (0..context * vocab).map(move |o| f32::from(u8::from(d <= o / vocab)))).collect();
     out.push((m, [below.len(), context * vocab]));
     out
 }

@@ -177,9 +177,8 @@ pub(super) fn planted_q(
     // would be, sum over it instead: Q is then exact (at temperature > 0).
     let budget = EXACT_NODES_PER_ROLLOUT * n;
     let mut sizes = TreeSizes::new(task);
-    let (exact, open): (Vec<_>, Vec<_>) = open
-        .into_iter()
-        .partition(|o| s.opts.temperature > 0.0 && sizes.nodes(task, task.state(&o.2)) <= budget);
+    let (exact, open): (Vec<_>, Vec<_>) =
+        open.into_iter().partition(|o| s.opts.temperature > 0.0 && sizes.nodes(task, task.state(&o.2)) <= budget);
     let exact_q = exact_values(model, config, task, &exact, s.opts.temperature, dev);
     let prefixes: Vec<Vec<usize>> = open.iter().flat_map(|o| std::iter::repeat_n(o.2.clone(), n)).collect();
     let mut rngs: Vec<_> = open
@@ -196,14 +195,14 @@ pub(super) fn planted_q(
     let mut values: std::collections::HashMap<&[usize], f64> =
         exact.iter().zip(exact_q).map(|(o, v)| (o.2.as_slice(), v)).collect();
     values.extend(open.iter().enumerate().map(|(k, (_, _, prefix))| {
-            let wins: f64 = generated[k * n..(k + 1) * n]
-                .iter()
-                .map(|g| {
-                    let mut full = prefix.clone();
-                    full.extend(g.tokens.iter().map(|&x| x as usize));
-                    task.reward(&full)
-                })
-                .sum();
+        let wins: f64 = generated[k * n..(k + 1) * n]
+            .iter()
+            .map(|g| {
+                let mut full = prefix.clone();
+                full.extend(g.tokens.iter().map(|&x| x as usize));
+                task.reward(&full)
+            })
+            .sum();
         (prefix.as_slice(), wins / n as f64)
     }));
     for (i, h, prefix) in pending {
@@ -329,7 +328,16 @@ mod tests {
         let opts = SampleOpts { temperature: 1.0, max_tokens: 64, max_steps: 64, batch: 8192 };
         for (p, e) in prefixes.iter().zip(&exact) {
             let mut rngs: Vec<_> = (0..n).map(|i| item_rng(9, 0, i)).collect();
-            let samples = generate_planted_until(&model, &config, &task, &vec![p.clone(); n as usize], &mut rngs, opts, &dev, &|_| false);
+            let samples = generate_planted_until(
+                &model,
+                &config,
+                &task,
+                &vec![p.clone(); n as usize],
+                &mut rngs,
+                opts,
+                &dev,
+                &|_| false,
+            );
             let wins: f64 = samples
                 .iter()
                 .map(|g| {
