@@ -265,3 +265,26 @@ fn rollout_q_knows_dead_prefixes_and_values_each_prefix_once() {
     // Along `3 6 0 3`, 6 tokens are left: Q is positive and below 1.
     assert!(many[1][8] > many[1][6] && many[1][8] < 1.0, "{:?}", many[1]);
 }
+
+/// A planted run with rollout `Q` (Monte Carlo, exact sums and deduplicated prefixes) and the
+/// 1 - (1 - p)^N Pass@N gives the same checkpoint and tables on 1 thread and on 3.
+#[test]
+fn a_planted_rollout_run_is_the_same_on_one_thread_or_three() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (probs, pol) = planted(d);
+    let inputs = [("problems", probs), ("policy", pol)];
+    let params = paper_rl(json!({"mode": "effective", "gamma": 10, "q": "rollouts", "q_rollouts": 16,
+                                 "iterations": 8, "eval_every": 4, "pass_samples": 2000}));
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let name = format!("t{threads}");
+        let out = pool.install(|| run_kind(&Rl, d, &name, params.clone(), 3, &inputs).unwrap());
+        ["curve", "pass"]
+            .iter()
+            .map(|p| std::fs::read(&out[*p]).unwrap())
+            .chain([std::fs::read(out["policy"].join("model.bpk")).unwrap()])
+            .collect::<Vec<_>>()
+    };
+    assert!(run(1) == run(3), "1 and 3 threads differ");
+}
