@@ -67,6 +67,8 @@ pub struct FigureParams {
     pub lo: Option<String>,
     pub hi: Option<String>,
     pub ci95: bool,
+    /// `band: quartiles`: the 25th to 75th percentile of the rows of a point.
+    pub quartiles: bool,
     pub aggregate: Aggregate,
     pub order: Option<String>,
     pub log_x: bool,
@@ -145,13 +147,16 @@ impl FigureParams {
             (None, Some(_)) => return Err(perr("lo", "`hi` is set but `lo` is not; a band needs both columns")),
             _ => {}
         }
-        let ci95 = match map.get("band") {
-            None | Some(Value::Null) => false,
-            Some(Value::String(s)) if s == "ci95" => true,
+        let (ci95, quartiles) = match map.get("band") {
+            None | Some(Value::Null) => (false, false),
+            Some(Value::String(s)) if s == "ci95" => (true, false),
+            Some(Value::String(s)) if s == "quartiles" => (false, true),
             Some(v) => {
                 return Err(perr(
                     "band",
-                    format!("expected `ci95` (the 95% Student t interval of the mean), found {v}"),
+                    format!(
+                        "expected `ci95` (the 95% Student t interval of the mean) or `quartiles` (25th to 75th percentile, with `aggregate: median`), found {v}"
+                    ),
                 ));
             }
         };
@@ -173,7 +178,7 @@ impl FigureParams {
                 return Err(perr("clip", format!("expected [LOW, HIGH], found {v}; e.g. `clip: [0, 1]` for a rate")));
             }
         };
-        if clip.is_some() && !ci95 && lo.is_none() {
+        if clip.is_some() && !ci95 && !quartiles && lo.is_none() {
             return Err(perr("clip", "`clip` bounds a band; set `band: ci95` or `lo`/`hi`, or remove `clip`"));
         }
         let aggregate = match p.str_or("aggregate", "mean")?.as_str() {
@@ -181,8 +186,23 @@ impl FigureParams {
             "last" => Aggregate::Last,
             "max" => Aggregate::Max,
             "min" => Aggregate::Min,
-            other => return Err(perr("aggregate", format!("expected one of mean, last, max, min, found `{other}`"))),
+            "median" => Aggregate::Median,
+            other => {
+                return Err(perr(
+                    "aggregate",
+                    format!("expected one of mean, median, last, max, min, found `{other}`"),
+                ));
+            }
         };
+        if quartiles && lo.is_some() {
+            return Err(perr("band", "`band: quartiles` computes the band itself; remove `lo`/`hi` or `band`"));
+        }
+        if quartiles && aggregate != Aggregate::Median {
+            return Err(perr(
+                "band",
+                "`band: quartiles` is a band around the median; use `aggregate: median` or drop `band`",
+            ));
+        }
         if ci95 && lo.is_some() {
             return Err(perr("band", "`band: ci95` computes the band itself; remove `lo`/`hi` or `band`"));
         }
@@ -231,6 +251,7 @@ impl FigureParams {
             lo,
             hi,
             ci95,
+            quartiles,
             aggregate,
             order,
             log_x: p.bool_or("log_x", false)?,
@@ -291,6 +312,7 @@ impl Stage for Figure {
 
     fn version(&self) -> u32 {
         // 3: `band: ci95` uses Student t quantiles (was 1.96); `clip`; figure.json says the band.
+        // (`aggregate: median` and `band: quartiles` are new params: old outputs are unchanged.)
         3
     }
 
@@ -316,6 +338,7 @@ impl Stage for Figure {
             lo: opt("lo", &fp.lo)?,
             hi: opt("hi", &fp.hi)?,
             ci95: fp.ci95,
+            quartiles: fp.quartiles,
             aggregate: fp.aggregate,
             order: opt("order", &fp.order)?,
             log_x: fp.log_x,
@@ -374,6 +397,7 @@ impl Stage for Figure {
             "series": series.iter().map(|s| s.label.clone()).collect::<Vec<_>>(),
             "band": match (fp.ci95, &fp.lo) {
                 (true, _) => Some("95% Student t interval of the mean over the rows of a point".to_string()),
+                _ if fp.quartiles => Some("25th to 75th percentile of the rows of a point".to_string()),
                 (false, Some(lo)) => Some(format!("columns {lo} .. {}", fp.hi.as_deref().unwrap_or(""))),
                 (false, None) => None,
             },

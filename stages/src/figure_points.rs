@@ -21,6 +21,8 @@ use crate::figure_data::{Cell, Frame};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Aggregate {
     Mean,
+    /// The median of the rows (the mean of the two middle ones for an even count).
+    Median,
     /// The row with the largest `order` value, else the last one read.
     Last,
     Max,
@@ -36,6 +38,8 @@ pub struct PointSpec {
     pub lo: Option<usize>,
     pub hi: Option<usize>,
     pub ci95: bool,
+    /// The 25th to 75th percentile band (with [`Aggregate::Median`]).
+    pub quartiles: bool,
     pub aggregate: Aggregate,
     pub order: Option<usize>,
     pub log_x: bool,
@@ -166,6 +170,16 @@ fn reduce(frame: &Frame, group: &[usize], x: f64, spec: &PointSpec) -> Point {
             }
             clip(Point { x, y: mean, lo, hi, n }, spec.clip)
         }
+        Aggregate::Median => {
+            let mut sorted = ys.clone();
+            sorted.sort_by(f64::total_cmp);
+            let (lo, hi) = if spec.quartiles && sorted.len() >= 2 {
+                (Some(quantile(&sorted, 0.25)), Some(quantile(&sorted, 0.75)))
+            } else {
+                (None, None)
+            };
+            clip(Point { x, y: quantile(&sorted, 0.5), lo, hi, n }, spec.clip)
+        }
         Aggregate::Last => {
             let last = match spec.order {
                 // Largest order value wins; ties and nulls go to the row read last.
@@ -188,6 +202,17 @@ fn reduce(frame: &Frame, group: &[usize], x: f64, spec: &PointSpec) -> Point {
             }
             pick(group[best])
         }
+    }
+}
+
+/// The `q` quantile of sorted values by linear interpolation between order statistics
+/// (numpy's default): position `q * (n - 1)`.
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    let pos = q * (sorted.len() - 1) as f64;
+    let (i, f) = (pos.floor() as usize, pos - pos.floor());
+    match sorted.get(i + 1) {
+        Some(next) => sorted[i] + f * (next - sorted[i]),
+        None => sorted[i],
     }
 }
 

@@ -106,6 +106,39 @@ fn the_png_has_text_without_system_fonts() {
     assert!(dark > 30, "only {dark} dark pixels in the title strip");
 }
 
+/// `aggregate: median` with `band: quartiles`: numpy's default (linear) percentiles, computed
+/// by hand: five rows 0, 0, 0.1, 1, 1 have median 0.1, quartiles 0 and 1; four rows 0.2, 0.4,
+/// 0.6, 1.0 have median 0.5, 25th percentile 0.2 + 0.75 * 0.2 = 0.35, 75th 0.6 + 0.25 * 0.4 = 0.7.
+#[test]
+fn median_with_quartiles_is_robust_to_bimodal_runs() {
+    let d = tempfile::tempdir().unwrap();
+    let data = table(
+        &d.path().join("t.parquet"),
+        &[
+            ("a", 1, 0.0, 0),
+            ("a", 1, 1.0, 1),
+            ("a", 1, 0.1, 2),
+            ("a", 1, 0.0, 3),
+            ("a", 1, 1.0, 4),
+            ("a", 2, 0.6, 0),
+            ("a", 2, 0.2, 1),
+            ("a", 2, 1.0, 2),
+            ("a", 2, 0.4, 3),
+            ("a", 3, 0.9, 0),
+        ],
+    );
+    let params = json!({"title": "t", "x": "n", "y": "accuracy", "aggregate": "median", "band": "quartiles"});
+    let out = figure(d.path(), "fig", params, &[("data", data)]).unwrap();
+    let p = points(&out["points"]);
+    let close = |a: f64, b: f64| (a - b).abs() < 1e-12;
+    assert!(close(p[0].2, 0.1) && close(p[0].3.unwrap(), 0.0) && close(p[0].4.unwrap(), 1.0), "{p:?}");
+    assert!(close(p[1].2, 0.5) && close(p[1].3.unwrap(), 0.35) && close(p[1].4.unwrap(), 0.7), "{p:?}");
+    assert_eq!((p[2].2, p[2].3, p[2].4, p[2].5), (0.9, None, None, 1), "one row: no band");
+    let bad = json!({"title": "t", "x": "n", "y": "accuracy", "band": "quartiles"});
+    let e = figure(d.path(), "bad", bad, &[("data", d.path().join("t.parquet"))]).unwrap_err().to_string();
+    assert!(e.contains("aggregate: median"), "{e}");
+}
+
 #[test]
 fn band_ci95_is_the_student_t_interval_of_the_mean_over_seeds() {
     let d = tempfile::tempdir().unwrap();
@@ -244,7 +277,7 @@ fn an_unknown_column_lists_the_columns_and_suggests_the_closest() {
 fn bad_params_name_the_field_and_a_fix() {
     let cases = [
         (json!({"x": "n", "y": "a"}), "param `title`: is required"),
-        (json!({"title": "t", "x": "n", "y": "a", "aggregate": "median"}), "mean, last, max, min"),
+        (json!({"title": "t", "x": "n", "y": "a", "aggregate": "mode"}), "mean, median, last, max, min"),
         (json!({"title": "t", "x": "n", "y": "a", "band": "ci90"}), "param `band`"),
         (json!({"title": "t", "x": "n", "y": "a", "band": "ci95", "aggregate": "max"}), "aggregate: mean"),
         (json!({"title": "t", "x": "n", "y": "a", "lo": "l"}), "param `hi`"),

@@ -73,29 +73,44 @@ pub fn generate_planted(
     opts: SampleOpts,
     device: &Device,
 ) -> Vec<Generated> {
+    generate_planted_until(model, config, task, prefixes, rngs, opts, device, &|_| false)
+}
+
+/// [`generate_planted`] that also stops a row as soon as `stop` holds for its tokens (prefix
+/// included): rollouts stop once their outcome is decided.
+#[allow(clippy::too_many_arguments)]
+pub fn generate_planted_until(
+    model: &Mlp,
+    config: &MlpConfig,
+    task: &Planted,
+    prefixes: &[Vec<usize>],
+    rngs: &mut [ChaCha8Rng],
+    opts: SampleOpts,
+    device: &Device,
+    stop: &dyn Fn(&[usize]) -> bool,
+) -> Vec<Generated> {
     let mut out = Vec::with_capacity(rngs.len());
     for (chunk, pre) in rngs.chunks_mut(opts.batch.max(1)).zip(prefixes.chunks(opts.batch.max(1))) {
         let b = chunk.len();
         let mut seqs: Vec<Vec<usize>> = pre.to_vec();
         let mut logp = vec![0.0; b];
-        let mut live: Vec<bool> = seqs.iter().map(|s| !ended(task, s, 0, opts)).collect();
+        let mut live: Vec<bool> = seqs.iter().map(|s| !ended(task, s, 0, opts) && !stop(s)).collect();
         while live.iter().any(|&l| l) {
-            let mut window = Vec::with_capacity(b * config.context);
-            for s in &seqs {
-                mlp::window(s, config, &mut window);
+            // Only the live rows go through the model: rollouts end at different lengths.
+            let rows: Vec<usize> = (0..b).filter(|&i| live[i]).collect();
+            let mut window = Vec::with_capacity(rows.len() * config.context);
+            for &i in &rows {
+                mlp::window(&seqs[i], config, &mut window);
             }
-            let logits =
-                model.forward(Tensor::<2, Int>::from_data(TensorData::new(window, [b, config.context]), device));
+            let logits = model
+                .forward(Tensor::<2, Int>::from_data(TensorData::new(window, [rows.len(), config.context]), device));
             let logits: Vec<f32> = logits.into_data().try_to_vec::<f32>().unwrap_or_default();
-            for i in 0..b {
-                if !live[i] {
-                    continue;
-                }
+            for (r, &i) in rows.iter().enumerate() {
                 let u = chunk[i].random::<f64>();
-                let (tok, lp) = draw(&logits[i * config.vocab..(i + 1) * config.vocab], opts.temperature, u);
+                let (tok, lp) = draw(&logits[r * config.vocab..(r + 1) * config.vocab], opts.temperature, u);
                 seqs[i].push(tok);
                 logp[i] += lp;
-                live[i] = !ended(task, &seqs[i], seqs[i].len() - pre[i].len(), opts);
+                live[i] = !ended(task, &seqs[i], seqs[i].len() - pre[i].len(), opts) && !stop(&seqs[i]);
             }
         }
         for (s, (lp, p)) in seqs.into_iter().zip(logp.into_iter().zip(pre)) {

@@ -3,26 +3,34 @@
 //!
 //! Each iteration samples `batch` responses (`samples_per_problem` per drawn `train` problem),
 //! gives each step a reward, and takes one Adam step of REINFORCE ([`crate::policy_gradient`]):
-//! every token of step `h` is weighted by `r_h - b`, where `b` is a leave-one-out baseline (the
-//! mean outcome of the other responses to the same problem in the batch). We use leave-one-out
-//! rather than the paper's learned value head: it needs no second model and is unbiased.
+//! every token of step `h` is weighted by `r_h - b`. With `baseline: loo` (the default) `b` is
+//! the mean outcome of the other responses to the same problem in the batch (unbiased, and no
+//! second model); with `baseline: none` it is 0, as in the paper's didactic experiment. A
+//! learned value baseline (the paper's LLM runs) is not implemented. `mask_end: true` gives the
+//! planted task's end token weight 0 (the paper masks it with everything after it).
 //!
 //! Step rewards `r_h` by `mode`:
 //! - `outcome`: the response's outcome (1 if right) at every step;
-//! - `q-only`: `Q^pi` of the step: the verifier's `Q` with `q: verifier`, else the Monte-Carlo
-//!   estimate from the response itself (its outcome, so then it equals `outcome`, as the paper
-//!   shows it does in expectation);
+//! - `q-only`: `Q^pi` of the step: the verifier's `Q` with `q: verifier`; on the planted task
+//!   with `q: rollouts` the mean outcome of `q_rollouts` rollouts of the current policy from the
+//!   step's prefix (exact where the outcome is already decided); else the Monte-Carlo estimate
+//!   from the response itself (its outcome, so then it equals `outcome`, as the paper shows it
+//!   does in expectation);
 //! - `effective`: `Q + alpha * A^mu` of the step's own action. `A^mu` comes from the hint prover
 //!   `mu_gamma` by dynamic programming (planted, `gamma`), or from the verifier (text tasks: a
 //!   PAV's prover, or with `k` the Best-of-K transform of its `Q`).
 //!
 //! Outputs: `policy` (the final checkpoint, readable by `sample`, `search-eval` and `rl`),
 //! `curve` (curve.parquet: iteration int32 (0 = the start policy), samples_seen int64,
-//! accuracy float64 (held-out, at evaluation iterations, else null), reward_mean (mean outcome
+//! accuracy float64 (held-out, at evaluation iterations, else null), reached float64 (at
+//! evaluations: 1 once an evaluation so far reached `reach`, default 0.9, else 0; its mean
+//! over runs is the share of runs that have learned), reward_mean (mean outcome
 //! of the batch), dense_mean (mean step reward before the baseline), kl (mean summed per-token
 //! KL to the start policy), entropy (mean per-token), loss; the last five null at iteration 0)
-//! and `pass` (pass.parquet: n int32, pass_at_n float64, samples int32, problems int32: the
-//! unbiased Pass@N of the final policy from `pass_samples` responses per test problem).
+//! and `pass` (pass.parquet: n int32, pass_at_n float64, samples int32, problems int32: Pass@N
+//! of the final policy for N = 1, 2, 4, ... up to `pass_max_n`, from `pass_samples` responses
+//! per test problem: the unbiased estimator on text tasks, `1 - (1 - p)^N` with `p` the share
+//! of right samples on the planted task, whose one prompt makes that exact).
 
 use std::sync::Arc;
 
@@ -68,6 +76,8 @@ pub struct CurveRow {
     pub iteration: i32,
     pub samples_seen: i64,
     pub accuracy: Option<f64>,
+    /// At evaluations: 1 once some evaluation so far reached `reach`, else 0.
+    pub reached: Option<f64>,
     pub reward_mean: Option<f64>,
     pub dense_mean: Option<f64>,
     pub stats: Option<StepStats>,
@@ -86,7 +96,20 @@ pub(crate) struct Settings {
     eval_samples: u64,
     pass_samples: u64,
     stop_accuracy: Option<f64>,
+    reach: f64,
+    baseline: Baseline,
+    mask_end: bool,
+    pass_max_n: u64,
     opts: SampleOpts,
+}
+
+/// What is subtracted from every step reward of a response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Baseline {
+    /// Nothing: the paper's didactic experiment.
+    None,
+    /// The mean outcome of the other responses to the same problem in the batch.
+    LeaveOneOut,
 }
 
 fn settings(p: &Params<'_>, planted: bool) -> Result<Settings, StageError> {
@@ -114,6 +137,34 @@ fn settings(p: &Params<'_>, planted: bool) -> Result<Settings, StageError> {
         None => None,
         Some(_) => Some(p.float_or("stop_accuracy", 1.0, 0.0, 1.0)?),
     };
+    let baseline = match p.str_or("baseline", "loo")?.as_str() {
+        "loo" => Baseline::LeaveOneOut,
+        "none" => Baseline::None,
+        "value" => {
+            return Err(param_err(
+                "baseline",
+                "a learned value baseline is not implemented; use `none` (the paper's didactic setting) or `loo`",
+            ));
+        }
+        other => return Err(param_err("baseline", format!("expected `none` or `loo`, found `{other}`"))),
+    };
+    let mask_end = p.bool_or("mask_end", false)?;
+    if mask_end && !planted {
+        return Err(param_err(
+            "mask_end",
+            "`mask_end` masks the planted task's end token; text responses end with their answer step: remove it",
+        ));
+    }
+    let pass_samples = p.uint_in("pass_samples", 256, 1, 1 << 24)?;
+    let pass_max_n = p.uint_in("pass_max_n", pass_samples, 1, 1 << 24)?;
+    if !planted && pass_max_n > pass_samples {
+        return Err(param_err(
+            "pass_max_n",
+            format!(
+                "the unbiased Pass@N needs N <= `pass_samples` ({pass_samples}); lower `pass_max_n` or raise `pass_samples`"
+            ),
+        ));
+    }
     let batch = p.uint_in("batch", 64, 1, 1 << 20)? as usize;
     let per_problem = p.uint_in("samples_per_problem", if planted { 1 } else { 4 }, 1, 1 << 20)? as usize;
     if !batch.is_multiple_of(per_problem) {
@@ -132,8 +183,12 @@ fn settings(p: &Params<'_>, planted: bool) -> Result<Settings, StageError> {
         beta: p.float_or("kl", 0.0, 0.0, 1e6)?,
         eval_every: p.uint_in("eval_every", 50, 1, 100_000_000)? as usize,
         eval_samples: p.uint_in("eval_samples", if planted { 256 } else { 4 }, 1, 1 << 20)?,
-        pass_samples: p.uint_in("pass_samples", 256, 1, 1 << 20)?,
+        pass_samples,
         stop_accuracy,
+        reach: p.float_or("reach", 0.9, 0.0, 1.0)?,
+        baseline,
+        mask_end,
+        pass_max_n,
         opts: SampleOpts {
             temperature: p.float_or("temperature", 1.0, 0.0, 100.0)?,
             max_steps: p.uint_in("max_steps", 64, 1, 1 << 20)? as usize,
@@ -161,7 +216,7 @@ impl Stage for Rl {
     fn info(&self) -> StageInfo {
         StageInfo {
             kind: "rl",
-            doc: "online policy gradient (REINFORCE, leave-one-out baseline) with outcome, Q-only or effective (Q + alpha * A) step rewards",
+            doc: "online policy gradient (REINFORCE, leave-one-out or no baseline) with outcome, Q-only or effective (Q + alpha * A) step rewards",
             params: vec![
                 "mode",
                 "q",
@@ -177,7 +232,11 @@ impl Stage for Rl {
                 "eval_every",
                 "eval_samples",
                 "pass_samples",
+                "pass_max_n",
+                "baseline",
+                "mask_end",
                 "stop_accuracy",
+                "reach",
                 "temperature",
                 "max_steps",
                 "max_tokens",
@@ -205,7 +264,11 @@ impl Stage for Rl {
         // 3: on the CPU the transformer's policy gradient comes from the host training pass
         // (models/host_train.rs, ADR 0009), and gemm's AVX-512 kernels (its `x86-v4` feature)
         // run on machines that have them: the same function, other float roundings.
-        3
+        // 4: planted: `q: rollouts` values each distinct prefix once (other random draws),
+        // knows the prefixes that can no longer succeed (Q = 0) and stops rollouts once the
+        // outcome is decided; Pass@N is 1 - (1 - p)^N; new params `baseline`, `mask_end`,
+        // `pass_max_n` (their defaults keep the old weights).
+        4
     }
 
     fn run(&self, ctx: &mut StageContext<'_>) -> Result<(), StageError> {
@@ -338,7 +401,12 @@ impl Stage for Rl {
         };
         let acc0 = accuracy(&start, &task, &test, s.eval_samples, &s, ctx.seed, &dev)?;
         writeln!(ctx.log, "iteration      0  accuracy {acc0:.3} (start policy, {} test problems)", test.len())?;
-        curve.push(CurveRow { accuracy: Some(acc0), ..CurveRow::default() });
+        let mut reached = acc0 >= s.reach;
+        curve.push(CurveRow {
+            accuracy: Some(acc0),
+            reached: Some(f64::from(u8::from(reached))),
+            ..CurveRow::default()
+        });
         let clock = std::time::Instant::now();
         for it in 1..=s.iterations {
             let now = snapshot(&model);
@@ -397,6 +465,7 @@ impl Stage for Rl {
                 iteration: it as i32,
                 samples_seen: (it * s.batch) as i64,
                 accuracy: None,
+                reached: None,
                 reward_mean: Some(reward),
                 dense_mean: Some(dense),
                 stats: Some(stats),
@@ -404,6 +473,8 @@ impl Stage for Rl {
             if it.is_multiple_of(s.eval_every) || it == s.iterations {
                 let acc = accuracy(&snapshot(&model), &task, &test, s.eval_samples, &s, ctx.seed, &dev)?;
                 row.accuracy = Some(acc);
+                reached |= acc >= s.reach;
+                row.reached = Some(f64::from(u8::from(reached)));
                 writeln!(
                     ctx.log,
                     "iteration {it:>6}  accuracy {acc:.3}  reward {reward:.3}  kl {:.4}  entropy {:.3}  ({:.1} it/s)",
@@ -431,12 +502,17 @@ impl Stage for Rl {
         let rows = sample_rows(&fin, &task, &test, s.pass_samples, s.opts, ctx.seed, &dev)?;
         let mut pass = Vec::new();
         let mut k = 1;
-        while k as u64 <= s.pass_samples {
+        while k as u64 <= s.pass_max_n {
             let mean = test
                 .iter()
                 .map(|t| {
                     let c = rows.iter().filter(|r| r.problem_id == t.problem_id && r.correct).count();
-                    pass_at(s.pass_samples as usize, c, k)
+                    if planted {
+                        // One prompt: Pass@N = 1 - (1 - p)^N exactly, p from all the samples.
+                        1.0 - (1.0 - c as f64 / s.pass_samples as f64).powi(k as i32)
+                    } else {
+                        pass_at(s.pass_samples as usize, c, k)
+                    }
                 })
                 .sum::<f64>()
                 / test.len() as f64;
@@ -457,6 +533,7 @@ fn write_curve(path: &std::path::Path, curve: &[CurveRow]) -> Result<(), StageEr
         Field::new("iteration", DataType::Int32, false),
         Field::new("samples_seen", DataType::Int64, false),
         Field::new("accuracy", DataType::Float64, true),
+        Field::new("reached", DataType::Float64, true),
         Field::new("reward_mean", DataType::Float64, true),
         Field::new("dense_mean", DataType::Float64, true),
         Field::new("kl", DataType::Float64, true),
@@ -467,6 +544,7 @@ fn write_curve(path: &std::path::Path, curve: &[CurveRow]) -> Result<(), StageEr
         Arc::new(Int32Array::from_iter_values(curve.iter().map(|r| r.iteration))),
         Arc::new(Int64Array::from_iter_values(curve.iter().map(|r| r.samples_seen))),
         opt(&|r| r.accuracy),
+        opt(&|r| r.reached),
         opt(&|r| r.reward_mean),
         opt(&|r| r.dense_mean),
         opt(&|r| r.stats.map(|s| s.kl)),

@@ -203,7 +203,9 @@ impl Stage for RolloutLabel {
         // float roundings, so sampled tokens can differ from version 1's.
         // 3: gemm's AVX-512 kernels (its `x86-v4` feature, ADR 0009) on machines that have
         // them: other float roundings there.
-        3
+        // 4: planted decoding forwards only the rows still live (other batch shapes, so other
+        // roundings are possible).
+        4
     }
 
     fn run(&self, ctx: &mut StageContext<'_>) -> Result<(), StageError> {

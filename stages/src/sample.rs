@@ -70,7 +70,9 @@ impl Stage for Sample {
         // float roundings, so sampled tokens can differ from version 2's.
         // 4: gemm's AVX-512 kernels (its `x86-v4` feature, ADR 0009) on machines that have
         // them: other float roundings there.
-        4
+        // 5: planted decoding forwards only the rows still live (other batch shapes, so other
+        // roundings are possible); the planted policy is a MADE by default.
+        5
     }
 
     fn run(&self, ctx: &mut StageContext<'_>) -> Result<(), StageError> {

@@ -118,6 +118,7 @@ impl Checkpoint {
             Some("mlp") => {
                 let c: MlpConfig =
                     serde_json::from_value(model_cfg).map_err(|e| failed("bad MLP config in", dir, e))?;
+                c.validate_loaded().map_err(|e| failed("bad MLP config in", dir, e))?;
                 let m =
                     c.init(device).try_load_file(&weights).map_err(|e| failed("cannot load weights from", dir, e))?;
                 PolicyModel::Mlp(c, m)
@@ -177,6 +178,42 @@ mod tests {
             *meta.pointer_mut(pointer).unwrap() = json!(value);
             std::fs::write(dir.join("config.json"), meta.to_string()).unwrap();
             let Err(e) = Checkpoint::load(&dir, &Device::flex()) else { panic!("{pointer} = {value}: loaded") };
+            let e = e.to_string();
+            assert!(e.contains(expected) && e.contains(&dir.display().to_string()), "{pointer} = {value}: {e}");
+        }
+    }
+
+    /// The planted MLP's config: a MADE and a window MLP round-trip, a config from before
+    /// `arch` existed loads as the window MLP, and impossible shapes or an unknown `arch` are
+    /// refused naming the file and the field.
+    #[test]
+    fn mlp_configs_round_trip_and_bad_ones_are_refused() {
+        use crate::models::mlp::MlpArch;
+        let d = tempfile::tempdir().unwrap();
+        let dev = Device::flex();
+        for arch in [MlpArch::Made, MlpArch::Window] {
+            let dir = d.path().join(format!("{arch:?}"));
+            let c = MlpConfig::new(15, 10).with_arch(Some(arch)).with_hidden(8).with_embed(4);
+            Checkpoint { model: PolicyModel::Mlp(c.clone(), c.init(&dev)), task: Map::new() }.save(&dir).unwrap();
+            let PolicyModel::Mlp(back, _) = Checkpoint::load(&dir, &dev).unwrap().model else { panic!("an MLP") };
+            assert_eq!(back, c);
+        }
+        let dir = d.path().join("Window");
+        let original: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+        let mut old = original.clone();
+        old["model"].as_object_mut().unwrap().remove("arch");
+        std::fs::write(dir.join("config.json"), old.to_string()).unwrap();
+        let PolicyModel::Mlp(back, _) = Checkpoint::load(&dir, &dev).unwrap().model else { panic!("an MLP") };
+        assert_eq!(back.arch(), MlpArch::Window, "no `arch`: the first version's window MLP");
+        for (pointer, value, expected) in [
+            ("/model/arch", json!("mades"), "unknown variant `mades`"),
+            ("/model/hidden", json!(0), "`hidden`"),
+            ("/model/vocab", json!(1), "`vocab`"),
+        ] {
+            let mut meta = original.clone();
+            *meta.pointer_mut(pointer).unwrap() = value.clone();
+            std::fs::write(dir.join("config.json"), meta.to_string()).unwrap();
+            let Err(e) = Checkpoint::load(&dir, &dev) else { panic!("{pointer} = {value}: loaded") };
             let e = e.to_string();
             assert!(e.contains(expected) && e.contains(&dir.display().to_string()), "{pointer} = {value}: {e}");
         }
