@@ -176,7 +176,9 @@ pub fn run(
     // Entries that could not be read (an I/O error, not damage): kept, and reported as failed
     // so that nothing is computed from them.
     let mut unreadable: Vec<Option<String>> = vec![None; jobs.len()];
-    let memo = cache.read_verify_memo(&dag.pipeline.name);
+    // Read only when something runs: a no-op rerun verifies nothing and skips its parse.
+    let memo =
+        if to_run.iter().any(|&r| r) { cache.read_verify_memo(&dag.pipeline.name) } else { VerifyMemo::default() };
     let mut stack: Vec<usize> = (0..jobs.len()).filter(|&j| to_run[j]).flat_map(|j| jobs[j].ups.clone()).collect();
     while let Some(u) = stack.pop() {
         if to_run[u] || std::mem::replace(&mut verified[u], true) {
