@@ -88,12 +88,20 @@ impl Context {
         Cache::open_existing(self.cache_path()).map(|c| c.with_row_counter(Arc::new(ParquetRows)))
     }
 
-    /// A handle on the cache root that creates nothing, for plan when there is no cache yet.
-    pub fn absent_cache(&self) -> Cache {
-        Cache::at(self.cache_path())
+    /// The cache if there is one; else a warning ("no cache at X, so <consequence>") and a
+    /// handle that creates nothing, on which every lookup is a miss (plan, report).
+    pub fn cache_or_absent(&self, consequence: &str) -> Cache {
+        self.maybe_cache().unwrap_or_else(|| {
+            self.printer.warn(&format!(
+                "no cache at {}, so {consequence} ({})",
+                self.cache_root.display(),
+                self.no_cache_help()
+            ));
+            Cache::at(self.cache_path())
+        })
     }
 
-    pub fn no_cache_help(&self) -> String {
+    fn no_cache_help(&self) -> String {
         "run `pipeline run FILE` first, or point at the cache with `--cache DIR` or `PIPELINE_CACHE` (the default is ./cache, relative to the current directory)".to_string()
     }
 

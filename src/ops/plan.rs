@@ -84,14 +84,7 @@ pub fn plan(ctx: &Context, opts: &PlanOpts) -> Result<(), OpError> {
     let dag = ctx.load(&opts.file)?;
     let selected = select::with_ancestors(&dag, &opts.targets).map_err(unknown_target)?;
     let p = &ctx.printer;
-    let cache = ctx.maybe_cache().unwrap_or_else(|| {
-        p.warn(&format!(
-            "no cache at {}, so every instance will run ({})",
-            ctx.cache_root.display(),
-            ctx.no_cache_help()
-        ));
-        ctx.absent_cache()
-    });
+    let cache = ctx.cache_or_absent("every instance will run");
     let decisions = decide(&dag, &selected, &cache, false);
     if ctx.json {
         let rows: Vec<JsonDecision> = decisions

@@ -35,14 +35,7 @@ const TABLE_ROWS: usize = 300;
 pub fn report(ctx: &Context, opts: &ReportOpts) -> Result<(), OpError> {
     let dag = ctx.load(&opts.file)?;
     // No cache yet: the page is still written, with every figure and table marked not run.
-    let cache = ctx.maybe_cache().unwrap_or_else(|| {
-        ctx.printer.warn(&format!(
-            "no cache at {}, so nothing has run yet ({})",
-            ctx.cache_root.display(),
-            ctx.no_cache_help()
-        ));
-        ctx.absent_cache()
-    });
+    let cache = ctx.cache_or_absent("nothing has run yet");
     let instances: Vec<InstanceEntry> = dag
         .instances
         .iter()

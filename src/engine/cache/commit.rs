@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::digest::{DigestError, digest_output};
-use super::layout::{Layout, check_key, move_to, seal, sync_dir, sync_filesystem, unique_name, unseal};
+use super::layout::{
+    Layout, check_key, make_dir_writable, move_to, seal, sync_dir, sync_filesystem, unique_name, unseal,
+};
 use super::manifest::{ENGINE_VERSION, MANIFEST_FILE, Manifest, OutputRecord, RowCounter, STAGE_LOG, now_unix};
 use super::segment::check_file_name;
 use super::verify::{CacheFault, verify_entry};
@@ -275,7 +277,7 @@ impl Pending {
                     return Ok(Committed { outcome, manifest });
                 }
                 Err(e) if occupied(&e) && self.replace => {
-                    add_owner_write(&dest);
+                    make_dir_writable(&dest);
                     match exchange(&self.out, &dest) {
                         // `self.out` now holds the old entry, deleted with our temp dir.
                         Ok(()) => {
@@ -331,17 +333,6 @@ fn exchange(a: &Path, b: &Path) -> io::Result<()> {
     let rc =
         unsafe { libc::renameat2(libc::AT_FDCWD, ca.as_ptr(), libc::AT_FDCWD, cb.as_ptr(), libc::RENAME_EXCHANGE) };
     if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
-}
-
-/// Give a sealed directory its owner's write bit back (moving a directory to another parent
-/// rewrites its `..`).
-fn add_owner_write(dir: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    if let Ok(m) = fs::symlink_metadata(dir)
-        && m.is_dir()
-    {
-        let _ = fs::set_permissions(dir, fs::Permissions::from_mode(m.permissions().mode() | 0o700));
-    }
 }
 
 /// The rename failed because something is already at the destination.

@@ -25,7 +25,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
-use super::layout::{remove_any, unique_name};
+use super::layout::{make_dir_writable, remove_any, seal_dir, unique_name};
 use super::lock::open_lock_file;
 use super::segment::{escape_segment, point_segment};
 use super::{Cache, PathContext};
@@ -163,24 +163,6 @@ fn ancestors(top: &Path, rel: &str) -> Vec<PathBuf> {
         out.push(d.clone());
     }
     out
-}
-
-fn make_dir_writable(dir: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    if let Ok(m) = fs::symlink_metadata(dir)
-        && m.is_dir()
-    {
-        let _ = fs::set_permissions(dir, fs::Permissions::from_mode(m.permissions().mode() | 0o700));
-    }
-}
-
-fn seal_dir(dir: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    if let Ok(m) = fs::symlink_metadata(dir)
-        && m.is_dir()
-    {
-        let _ = fs::set_permissions(dir, fs::Permissions::from_mode(m.permissions().mode() & !0o222));
-    }
 }
 
 /// Remove the directories between `link` and `top` that are now empty.

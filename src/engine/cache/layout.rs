@@ -113,11 +113,7 @@ pub(crate) fn unique_name(stem: &str) -> String {
 /// Rename `from` to `to`; `None` if `from` did not exist. A sealed directory gets its owner's
 /// write bit back first: moving a directory to another parent rewrites its `..` entry.
 pub(crate) fn move_to(from: &Path, to: &Path) -> io::Result<Option<PathBuf>> {
-    if let Ok(meta) = fs::symlink_metadata(from)
-        && meta.is_dir()
-    {
-        let _ = add_mode(from, &meta, 0o700);
-    }
+    make_dir_writable(from);
     match fs::rename(from, to) {
         Ok(()) => Ok(Some(to.to_path_buf())),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
@@ -203,6 +199,26 @@ pub(crate) fn unseal(path: &Path) {
                 unseal(&entry.path());
             }
         }
+    }
+}
+
+/// Give a directory its owner's rwx back (a sealed one cannot be moved to another parent or
+/// have entries added or removed). Best effort; links and files are left alone.
+pub(crate) fn make_dir_writable(dir: &Path) {
+    if let Ok(meta) = fs::symlink_metadata(dir)
+        && meta.is_dir()
+    {
+        let _ = add_mode(dir, &meta, 0o700);
+    }
+}
+
+/// Take the write bits of one directory (not of what it holds). Best effort.
+pub(crate) fn seal_dir(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = fs::symlink_metadata(dir)
+        && meta.is_dir()
+    {
+        let _ = fs::set_permissions(dir, fs::Permissions::from_mode(meta.permissions().mode() & !0o222));
     }
 }
 

@@ -13,7 +13,7 @@ use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use crate::engine::cache::{Cache, GatherTree};
+use crate::engine::cache::{Cache, GatherTree, VerifyMemo};
 use crate::engine::dag::{Binding, Dag};
 use crate::engine::hash::StageKey;
 
@@ -107,7 +107,7 @@ impl Snapshot {
 
     /// Compare with the files now; re-digest entries whose stamps moved, and remove the ones
     /// that no longer verify. Returns the first changed input, if any.
-    pub fn check(&self, dag: &Dag, cache: &Cache) -> Option<Changed> {
+    pub fn check(&self, dag: &Dag, cache: &Cache, memo: &VerifyMemo) -> Option<Changed> {
         let mut checked: BTreeSet<&StageKey> = BTreeSet::new();
         let mut first = None;
         for w in &self.watched {
@@ -115,13 +115,12 @@ impl Snapshot {
                 continue;
             }
             // A stamp also moves on chmod or a rewrite with the same bytes: only a failed
-            // verification counts as a change.
-            // Verify, and remove a damaged entry, under its key's lock: another process may
-            // have replaced it with a good one meanwhile.
-            let damaged = cache.lock_key(&w.key).ok().and_then(|_lock| match cache.verify(&w.key) {
-                Err(fault) if fault.is_damage() => Some(cache.quarantine(&w.key).is_ok()),
-                _ => None,
-            });
+            // verification counts as a change. A damaged entry is removed under its key's lock
+            // (another process may have replaced it with a good one meanwhile).
+            let damaged = match super::verify_under_lock(cache, &w.key, memo) {
+                Err(super::EntryProblem::Broken(_)) => Some(!cache.has_entry(&w.key)),
+                Ok(()) | Err(super::EntryProblem::Unreadable(_)) => None,
+            };
             if let (Some(removed), None) = (damaged, &first) {
                 first = Some(Changed {
                     port: w.port.clone(),

@@ -89,7 +89,7 @@ pub fn execute(dag: &Dag, i: usize, cache: &Cache, exec: &dyn Executor, force: b
     let result = exec.execute(&job);
     let seconds = start.elapsed().as_secs_f64();
     let save_log = |cache: &Cache| cache.save_failed_log(key, &log).ok();
-    if let Some(changed) = snapshot.check(dag, cache) {
+    if let Some(changed) = snapshot.check(dag, cache, memo) {
         return JobResult::failed(changed.message(), save_log(cache), seconds);
     }
     if let Some(tree) = snapshot.check_trees() {
